@@ -1,0 +1,186 @@
+//! Sending one event over HTTP and classifying Intercom's answer.
+//!
+//! A pool of sender threads shares one keep-alive `ureq` agent. Each takes a
+//! job from the dispatcher, posts it, tells the rate limiter what the response
+//! headers said, and returns an [`Outcome`]. Decisions (retry, give up, pause)
+//! are the dispatcher's; this module only says what happened.
+
+use std::io;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::config::{Config, Secret};
+use crate::ratelimit::{RateLimitInfo, RateLimiter};
+use crate::retry;
+use crate::Error;
+
+/// What happened to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Outcome {
+    /// 2xx: Intercom accepted the event.
+    Delivered,
+    /// Worth retrying (network error, timeout, 408, 409, 429, 5xx); `wait` is
+    /// Intercom's hint (`Retry-After` or `X-RateLimit-Reset`), if any.
+    Retry { reason: String, wait: Option<Duration>, status: Option<u16> },
+    /// A permanent refusal (400, 404, other 4xx).
+    Reject { status: u16, code: String, message: String },
+    /// 401/403: the token is refused.
+    Unauthorized { status: u16 },
+}
+
+/// The HTTP side: one agent, the URL and the headers every request carries.
+pub(crate) struct Http {
+    agent: ureq::Agent,
+    url: String,
+    authorization: Secret,
+    api_version: String,
+    user_agent: String,
+}
+
+impl Http {
+    pub fn new(cfg: &Config, token: &Secret) -> Result<Http, Error> {
+        let url = cfg.events_url();
+        if url.parse::<ureq::http::Uri>().is_err() {
+            return Err(Error::InvalidConfig { option: "base_url".into(), reason: format!("{url:?} is not a valid URL") });
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(cfg.request_timeout))
+            .max_idle_connections(cfg.max_in_flight.max(8))
+            .max_idle_connections_per_host(cfg.max_in_flight.max(8))
+            .build()
+            .into();
+        Ok(Http {
+            agent,
+            url,
+            authorization: Secret::new(format!("Bearer {}", token.expose())),
+            api_version: cfg.api_version.clone(),
+            user_agent: format!("trackcore/{} ({})", env!("CARGO_PKG_VERSION"), cfg.user_agent_suffix),
+        })
+    }
+
+    /// Post one body and classify the answer; feeds the rate limiter.
+    pub fn send(&self, body: &[u8], limiter: &dyn RateLimiter) -> Outcome {
+        let result = self
+            .agent
+            .post(&self.url)
+            .header("Authorization", self.authorization.expose())
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .header("Intercom-Version", &self.api_version)
+            .header("User-Agent", &self.user_agent)
+            .send(body);
+        let mut resp = match result {
+            Ok(r) => r,
+            Err(e) => return Outcome::Retry { reason: transport_reason(&e), wait: None, status: None },
+        };
+        let status = resp.status().as_u16();
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let num = |name: &str| header(name).and_then(|v| v.trim().parse::<i64>().ok());
+        let info = RateLimitInfo {
+            status,
+            limit: num("x-ratelimit-limit").and_then(|n| u64::try_from(n).ok()),
+            remaining: num("x-ratelimit-remaining").and_then(|n| u64::try_from(n).ok()),
+            reset: num("x-ratelimit-reset"),
+        };
+        let retry_after = header("retry-after");
+        // Read the body to the end so the connection can be reused.
+        let text = resp.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
+        limiter.observe(&info);
+        classify(status, &text, retry_after.as_deref(), info.reset)
+    }
+}
+
+fn transport_reason(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(t) => format!("timeout ({t})"),
+        other => format!("network error: {other}"),
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Turn a status and body into an [`Outcome`].
+pub(crate) fn classify(status: u16, body: &str, retry_after: Option<&str>, reset: Option<i64>) -> Outcome {
+    match status {
+        200..=299 => Outcome::Delivered,
+        401 | 403 => Outcome::Unauthorized { status },
+        408 | 409 | 429 | 500..=599 => {
+            let (code, message) = intercom_error(body);
+            let reason = if code.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status} {code}: {message}")
+            };
+            let wait = retry::server_hint(retry_after, if status == 429 { reset } else { None }, unix_now());
+            Outcome::Retry { reason, wait, status: Some(status) }
+        }
+        _ => {
+            let (code, message) = intercom_error(body);
+            Outcome::Reject {
+                status,
+                code: if code.is_empty() { format!("http_{status}") } else { code },
+                message: if message.is_empty() { "no error message".into() } else { message },
+            }
+        }
+    }
+}
+
+/// The first `{code, message}` of Intercom's `error.list` body.
+fn intercom_error(body: &str) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let e = &v["errors"][0];
+    let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
+    (s(&e["code"]), s(&e["message"]))
+}
+
+/// Start `n` sender threads taking jobs from `work` and answering on `done`.
+pub(crate) fn spawn_senders<J: Send + 'static>(
+    n: usize,
+    http: Arc<Http>,
+    limiter: Arc<dyn RateLimiter>,
+    work: Receiver<J>,
+    done: Sender<(J, Outcome)>,
+    body_of: fn(&J) -> &[u8],
+) -> io::Result<()> {
+    for i in 0..n {
+        let (http, limiter, work, done) = (http.clone(), limiter.clone(), work.clone(), done.clone());
+        thread::Builder::new().name(format!("trackcore-sender-{i}")).stack_size(512 * 1024).spawn(move || {
+            for job in work {
+                let outcome = http.send(body_of(&job), &*limiter);
+                if done.send((job, outcome)).is_err() {
+                    break;
+                }
+            }
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_intercom_statuses() {
+        assert_eq!(classify(202, "", None, None), Outcome::Delivered);
+        assert_eq!(classify(401, "", None, None), Outcome::Unauthorized { status: 401 });
+        let body = r#"{"type":"error.list","errors":[{"code":"not_found","message":"User Not Found"}]}"#;
+        assert_eq!(
+            classify(404, body, None, None),
+            Outcome::Reject { status: 404, code: "not_found".into(), message: "User Not Found".into() }
+        );
+        match classify(503, "", Some("2"), None) {
+            Outcome::Retry { wait, status, .. } => {
+                assert_eq!(wait, Some(Duration::from_secs(2)));
+                assert_eq!(status, Some(503));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

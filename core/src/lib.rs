@@ -1,0 +1,32 @@
+//! trackcore: server-side events for Intercom's Data Events API.
+//!
+//! ```no_run
+//! use trackcore::{Config, Event, Tracker};
+//! let tracker = Tracker::new(Config::default())?; // token from INTERCOM_ACCESS_TOKEN
+//! tracker.track(Event::new("upgraded-plan").user_id("u-123").meta("plan", "pro"))?;
+//! # Ok::<(), trackcore::Error>(())
+//! ```
+//!
+//! Data flows through the modules in this order: [`event`] (the value and its
+//! validation) → [`config`] → `pipeline` (the channel and the dispatcher
+//! thread) → `delivery` (HTTP) with [`retry`] and [`ratelimit`] → [`stats`].
+//! Failures reach the error callback through `report`.
+
+pub mod config;
+mod delivery;
+mod error;
+pub mod event;
+mod pipeline;
+pub mod ratelimit;
+mod report;
+pub mod retry;
+pub mod stats;
+mod tracker;
+
+pub use config::{Config, OptionInfo, OptionValue, Overflow, Region, Secret};
+pub use error::{Error, ERROR_CODES};
+pub use event::{Event, Value};
+pub use ratelimit::{RateLimitInfo, RateLimiter, WindowLimiter};
+pub use report::{ErrorCallback, FailedEvent};
+pub use stats::Stats;
+pub use tracker::Tracker;
