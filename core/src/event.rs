@@ -46,6 +46,9 @@ pub enum Value {
     Object(Vec<(String, Value)>),
     /// An array (always rejected: Intercom has no array type).
     Array(Vec<Value>),
+    /// An integer too wide for 64 bits, as its decimal text (always rejected
+    /// with `number_out_of_range`; bindings pass their big integers here).
+    BigInt(String),
     /// A value of a foreign type a binding could not convert (always rejected).
     Unsupported(String),
 }
@@ -270,6 +273,7 @@ fn write_value(out: &mut Vec<u8>, key: &str, v: &Value) -> Result<(), Error> {
         Value::Money { amount, currency } => write_money(out, key, *amount, currency)?,
         Value::Object(fields) => write_object(out, key, fields)?,
         Value::Array(_) => return Err(Error::ArrayNotSupported { key: key.into() }),
+        Value::BigInt(_) => return Err(Error::NumberOutOfRange { key: key.into() }),
         Value::Unsupported(t) => return Err(Error::UnsupportedType { key: key.into(), type_name: t.clone() }),
     }
     Ok(())
@@ -348,7 +352,7 @@ pub fn value_from_json(v: &serde_json::Value) -> Value {
         J::Bool(b) => Value::Bool(*b),
         J::Number(n) => match n.as_i64() {
             Some(i) => Value::Int(i),
-            None if n.is_u64() => Value::Unsupported("integer larger than 2^63-1".into()),
+            None if n.is_u64() => Value::BigInt(n.to_string()),
             None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
         J::String(s) => Value::String(s.clone()),
