@@ -1,0 +1,246 @@
+//! HTTP layer: axum routes over a hyper HTTP/1.1 accept loop.
+//!
+//! We run our own accept loop (rather than `axum::serve`) for two reasons:
+//! every accepted socket gets `TCP_NODELAY` (no Nagle/delayed-ACK stalls for
+//! keep-alive clients), and a handler can ask for the connection to be closed
+//! without any response (fault injection), which hyper does when the service
+//! returns an error.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State as AxState};
+use axum::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::Service;
+
+use crate::config::ConfigUpdate;
+use crate::errors::{self, ApiError};
+use crate::script::ScriptedResponse;
+use crate::state::{Reply, State};
+
+/// State shared by all connections.
+pub(crate) type Shared = Arc<Mutex<State>>;
+
+/// Locks the state; a panic elsewhere must not take the emulator down with it.
+pub(crate) fn lock(s: &Shared) -> MutexGuard<'_, State> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Response extension asking the accept loop to close the connection unanswered.
+#[derive(Debug, Clone, Copy)]
+struct DropConnection;
+
+/// The error that makes hyper abort a connection.
+#[derive(Debug)]
+struct ConnectionDropped;
+
+impl std::fmt::Display for ConnectionDropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for ConnectionDropped {}
+
+const RECORDED_HEADERS: [&str; 4] = ["user-agent", "intercom-version", "content-type", "accept"];
+
+fn authorization(h: &HeaderMap) -> Option<&str> {
+    h.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+fn json_response(status: u16, body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    r
+}
+
+fn set_num(r: &mut Response, name: &'static str, v: Option<u64>) {
+    if let Some(v) = v {
+        r.headers_mut().insert(HeaderName::from_static(name), HeaderValue::from(v));
+    }
+}
+
+async fn respond(reply: Reply) -> Response {
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    if reply.drop {
+        let mut r = Response::new(Body::empty());
+        r.extensions_mut().insert(DropConnection);
+        return r;
+    }
+    let mut r = match reply.body {
+        Some(b) => json_response(reply.status, b),
+        None => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::ACCEPTED);
+            r
+        }
+    };
+    set_num(&mut r, "x-ratelimit-limit", reply.rate_limit.map(u64::from));
+    set_num(&mut r, "x-ratelimit-remaining", reply.rate_remaining.map(u64::from));
+    set_num(&mut r, "x-ratelimit-reset", reply.rate_reset);
+    set_num(&mut r, "retry-after", reply.retry_after);
+    r
+}
+
+async fn post_events(AxState(s): AxState<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let recorded: BTreeMap<String, String> = RECORDED_HEADERS
+        .iter()
+        .filter_map(|n| {
+            headers.get(*n).and_then(|v| v.to_str().ok()).map(|v| ((*n).to_string(), v.to_string()))
+        })
+        .collect();
+    let reply = lock(&s).post_event(authorization(&headers), &body, recorded, SystemTime::now());
+    respond(reply).await
+}
+
+async fn get_events(
+    AxState(s): AxState<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let reply = lock(&s).list_events(authorization(&headers), &q, SystemTime::now());
+    respond(reply).await
+}
+
+async fn post_contacts(AxState(s): AxState<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let reply = lock(&s).post_contact(authorization(&headers), &body, SystemTime::now());
+    respond(reply).await
+}
+
+fn bad_request(message: String) -> Response {
+    json_response(400, ApiError::new(400, errors::PARAMETER_INVALID, message).body())
+}
+
+async fn control_events(AxState(s): AxState<Shared>) -> Response {
+    let body = lock(&s).events_json();
+    json_response(200, body)
+}
+
+async fn control_stats(AxState(s): AxState<Shared>) -> Response {
+    let stats = lock(&s).stats(SystemTime::now());
+    json_response(200, serde_json::to_string(&stats).unwrap_or_default())
+}
+
+async fn control_reset(AxState(s): AxState<Shared>) -> Response {
+    lock(&s).reset();
+    json_response(200, json!({"reset": true}).to_string())
+}
+
+async fn control_contacts(AxState(s): AxState<Shared>) -> Response {
+    let contacts = lock(&s).contacts();
+    json_response(200, serde_json::to_string(&contacts).unwrap_or_default())
+}
+
+async fn control_script_set(AxState(s): AxState<Shared>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Vec<ScriptedResponse>>(&body) {
+        Ok(list) => {
+            let n = list.len();
+            let mut st = lock(&s);
+            st.push_script(list);
+            let pending = st.stats(SystemTime::now()).script_pending;
+            json_response(200, json!({"queued": n, "pending": pending}).to_string())
+        }
+        Err(e) => bad_request(format!("expected a JSON list of scripted responses: {e}")),
+    }
+}
+
+async fn control_script_clear(AxState(s): AxState<Shared>) -> Response {
+    lock(&s).clear_script();
+    json_response(200, json!({"pending": 0}).to_string())
+}
+
+async fn control_config_get(AxState(s): AxState<Shared>) -> Response {
+    let c = lock(&s).config.clone();
+    json_response(200, serde_json::to_string(&c).unwrap_or_default())
+}
+
+async fn control_config_set(AxState(s): AxState<Shared>, body: Bytes) -> Response {
+    match serde_json::from_slice::<ConfigUpdate>(&body) {
+        Ok(u) => {
+            let mut st = lock(&s);
+            u.apply(&mut st.config);
+            json_response(200, serde_json::to_string(&st.config).unwrap_or_default())
+        }
+        Err(e) => bad_request(format!("invalid config update: {e}")),
+    }
+}
+
+async fn fallback() -> Response {
+    json_response(404, ApiError::new(404, errors::NOT_FOUND, "Resource Not Found").body())
+}
+
+/// All routes.
+pub(crate) fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/events", post(post_events).get(get_events))
+        .route("/contacts", post(post_contacts))
+        .route("/__emulator/events", get(control_events))
+        .route("/__emulator/stats", get(control_stats))
+        .route("/__emulator/reset", post(control_reset))
+        .route("/__emulator/contacts", get(control_contacts))
+        .route(
+            "/__emulator/script",
+            post(control_script_set).delete(control_script_clear),
+        )
+        .route("/__emulator/config", get(control_config_get).post(control_config_set))
+        .fallback(fallback)
+        .with_state(shared)
+}
+
+/// Accepts connections until `shutdown` flips to `true`.
+pub(crate) async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let mut conn_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let mut app = app.clone();
+                async move {
+                    let resp: Result<Response, Infallible> = app.call(req).await;
+                    match resp {
+                        Ok(r) if r.extensions().get::<DropConnection>().is_some() => {
+                            Err(ConnectionDropped)
+                        }
+                        Ok(r) => Ok(r),
+                        Err(never) => match never {},
+                    }
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = conn_shutdown.changed() => {}
+            }
+        });
+    }
+}
