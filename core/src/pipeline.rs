@@ -130,6 +130,9 @@ struct Dispatcher {
     ready: VecDeque<Job>,
     retrying: BinaryHeap<Reverse<Timed>>,
     in_flight: usize,
+    /// Copies of the bodies under way, so a shutdown that cannot wait for
+    /// them can still report each one.
+    in_flight_bodies: std::collections::HashMap<u64, Box<[u8]>>,
     flushers: Vec<(u64, Sender<bool>)>,
     paused_until: Option<Instant>,
     probing: bool,
@@ -175,6 +178,7 @@ impl Pipeline {
             ready: VecDeque::new(),
             retrying: BinaryHeap::new(),
             in_flight: 0,
+            in_flight_bodies: std::collections::HashMap::new(),
             flushers: Vec::new(),
             paused_until: None,
             probing: false,
@@ -318,6 +322,7 @@ impl Dispatcher {
             let Some(mut job) = self.ready.pop_front() else { break };
             job.first_sent.get_or_insert(now);
             self.in_flight += 1;
+            self.in_flight_bodies.insert(job.seq, job.body.clone());
             Counters::add(&self.counters.in_flight, 1);
             if self.work.send(job).is_err() {
                 break; // senders gone: only at teardown
@@ -337,6 +342,7 @@ impl Dispatcher {
 
     fn on_outcome(&mut self, mut job: Job, outcome: Outcome) {
         self.in_flight -= 1;
+        self.in_flight_bodies.remove(&job.seq);
         self.counters.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         if !matches!(outcome, Outcome::Unauthorized { .. }) && self.paused_until.is_some() {
@@ -405,13 +411,15 @@ impl Dispatcher {
             self.fail(job, Error::UndeliveredAtShutdown);
         }
         // Requests still in flight past the deadline may yet land; they are
-        // counted as undelivered because nobody will learn their outcome.
-        let stuck = self.in_flight as u64;
-        if stuck > 0 {
-            Counters::add(&self.counters.dropped_shutdown, stuck);
-            self.counters.in_flight.fetch_sub(stuck, std::sync::atomic::Ordering::Relaxed);
-            self.unsettled.clear();
+        // reported as undelivered because nobody will learn their outcome.
+        let stuck: Vec<(u64, Box<[u8]>)> = self.in_flight_bodies.drain().collect();
+        for (seq, body) in stuck {
+            Counters::add(&self.counters.dropped_shutdown, 1);
+            self.counters.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.settle(seq);
+            self.reporter.report(body, Error::UndeliveredAtShutdown);
         }
+        self.in_flight = 0;
         self.answer_flushers();
         for (_, tx) in self.flushers.drain(..) {
             let _ = tx.send(false);
