@@ -29,6 +29,7 @@ use crate::config::ConfigUpdate;
 use crate::errors::{self, ApiError};
 use crate::script::ScriptedResponse;
 use crate::state::{Reply, State};
+use crate::validate::validate_event;
 
 /// State shared by all connections.
 pub(crate) type Shared = Arc<Mutex<State>>;
@@ -104,7 +105,8 @@ async fn post_events(AxState(s): AxState<Shared>, headers: HeaderMap, body: Byte
             headers.get(*n).and_then(|v| v.to_str().ok()).map(|v| ((*n).to_string(), v.to_string()))
         })
         .collect();
-    let reply = lock(&s).post_event(authorization(&headers), &body, recorded, SystemTime::now());
+    let parsed = validate_event(&body);
+    let reply = lock(&s).post_event(authorization(&headers), parsed, recorded, SystemTime::now());
     respond(reply).await
 }
 

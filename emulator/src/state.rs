@@ -13,7 +13,7 @@ use crate::config::EmulatorConfig;
 use crate::errors::{self, ApiError};
 use crate::ratelimit::{Decision, Limiter, WindowCount};
 use crate::script::ScriptedResponse;
-use crate::validate::{validate_event, ValidEvent};
+use crate::validate::ValidEvent;
 
 /// A contact (user or lead) the emulator knows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -405,10 +405,13 @@ impl State {
     }
 
     /// `POST /events`.
+    ///
+    /// `parsed` is `validate_event`'s verdict on the body, computed by the
+    /// caller outside the lock (it is pure and the most expensive step).
     pub fn post_event(
         &mut self,
         authorization: Option<&str>,
-        raw: &[u8],
+        parsed: Result<ValidEvent, ApiError>,
         headers: BTreeMap<String, String>,
         now: SystemTime,
     ) -> Reply {
@@ -419,7 +422,7 @@ impl State {
         self.counters.event_posts += 1;
 
         if let Some(s) = self.script.pop_front() {
-            return self.scripted(s, &d, raw, headers, now, delay);
+            return self.scripted(s, &d, parsed, headers, now, delay);
         }
         if !d.allowed {
             return self.rate_limited(&d, delay);
@@ -435,7 +438,7 @@ impl State {
             let e = ApiError::for_status(status, d.limit);
             return self.finish(Reply::error(&e).rate(&d), delay);
         }
-        let reply = match self.process(raw, headers, now) {
+        let reply = match self.process(parsed, headers, now) {
             Ok(_) => {
                 self.counters.accepted += 1;
                 Reply::new(202, None)
@@ -449,7 +452,7 @@ impl State {
         &mut self,
         s: ScriptedResponse,
         d: &Decision,
-        raw: &[u8],
+        parsed: Result<ValidEvent, ApiError>,
         headers: BTreeMap<String, String>,
         now: SystemTime,
         delay: Duration,
@@ -457,7 +460,7 @@ impl State {
         self.counters.scripted += 1;
         if s.effective_process() {
             // The scripted answer wins whatever the handling decided.
-            let _ = self.process(raw, headers, now);
+            let _ = self.process(parsed, headers, now);
         }
         let delay = delay + Duration::from_millis(s.delay_ms.unwrap_or(0));
         if s.drop {
@@ -495,11 +498,11 @@ impl State {
     /// Validation, contact resolution, de-duplication, name cap, storage.
     fn process(
         &mut self,
-        raw: &[u8],
+        parsed: Result<ValidEvent, ApiError>,
         headers: BTreeMap<String, String>,
         now: SystemTime,
     ) -> Result<Processed, ApiError> {
-        let ev = validate_event(raw)?;
+        let ev = parsed?;
         let contact_id = match self.find_contact(ev.id.as_deref(), ev.user_id.as_deref(), ev.email.as_deref()) {
             Some(c) => c,
             None if self.config.require_known_users => {
