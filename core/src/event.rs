@@ -234,7 +234,10 @@ fn check_key(key: &str) -> Result<(), Error> {
 }
 
 fn is_http_url(s: &str) -> bool {
-    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+    // Schemes are case-insensitive (RFC 3986 §3.1).
+    let rest = ["https://", "http://"].iter().find_map(|p| {
+        s.get(..p.len()).filter(|head| head.eq_ignore_ascii_case(p)).map(|_| &s[p.len()..])
+    });
     matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.chars().any(char::is_whitespace))
 }
 
@@ -416,6 +419,8 @@ mod tests {
         let money = Value::Object(vec![("amount".into(), Value::Int(34999)), ("currency".into(), "eur".into())]);
         let link = Value::Object(vec![("url".into(), "https://x.org".into()), ("value".into(), "X".into())]);
         let b = body(&Event::new("x").user_id("1").meta("price", money).meta("doc", link));
+        let upper = Value::RichLink { url: "HTTPS://x.org".into(), value: "X".into() };
+        assert!(Event::new("x").user_id("1").meta("doc", upper).prepare(NOW).is_ok(), "schemes are case-insensitive");
         assert_eq!(b["metadata"]["price"], serde_json::json!({"amount": 34999, "currency": "eur"}));
         assert_eq!(b["metadata"]["doc"], serde_json::json!({"url": "https://x.org", "value": "X"}));
         let other = Value::Object(vec![("a".into(), Value::Int(1))]);
