@@ -1,0 +1,36 @@
+//! `trackcore._native`: the Python face of the trackcore core.
+//!
+//! This crate only converts values and maps errors; validation, queueing,
+//! delivery, retries and every default live in the `trackcore` core crate.
+//! The public Python package (`python/trackcore`) re-exports these classes.
+
+use pyo3::prelude::*;
+
+mod convert;
+mod errors;
+mod lifecycle;
+mod tracker;
+mod types;
+
+/// The native module behind the `trackcore` package.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<tracker::PyTracker>()?;
+    m.add_class::<types::Money>()?;
+    m.add_class::<types::RichLink>()?;
+    m.add_function(wrap_pyfunction!(options, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::_before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::_after_fork_parent, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::_after_fork_child, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::_at_exit, m)?)?;
+    m.add("ERROR_CODES", trackcore::ERROR_CODES.to_vec())?;
+    m.add("CORE_VERSION", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
+
+/// The core's documented options as `(name, kind, default, doc)` tuples, in
+/// the core's order. Defaults are rendered as text by the core.
+#[pyfunction]
+fn options() -> Vec<(&'static str, &'static str, String, &'static str)> {
+    trackcore::Config::describe().into_iter().map(|o| (o.name, o.kind, o.default, o.doc)).collect()
+}
