@@ -68,6 +68,9 @@ def options() -> List[OptionInfo]:
     return [OptionInfo(*o) for o in _native.options()]
 
 
+for _cls in (TrackError, InvalidEventError, InvalidTypeError, TrackerClosedError, ConfigError, DeliveryError):
+    _cls.__module__ = __name__
+
 # Flush every tracker at interpreter exit (per-tracker opt-out: flush_at_exit=False).
 _atexit.register(_native._at_exit)
 # After os.fork() the child gets fresh pipelines and never resends the parent's queue.

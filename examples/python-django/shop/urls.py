@@ -1,0 +1,9 @@
+"""URLs of the example shop."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("accounts/<str:account_id>/upgrade/", views.upgrade, name="upgrade"),
+]

@@ -1,0 +1,8 @@
+"""WSGI entry point (e.g. `gunicorn --preload shop.wsgi`): trackcore keeps working in forked workers."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+application = get_wsgi_application()
