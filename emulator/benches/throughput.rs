@@ -27,9 +27,39 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// CPU seconds used so far by this process's threads whose name starts with
+/// `prefix` (Linux: `/proc/self/task/*/stat`, 100 ticks a second); `None` elsewhere.
+fn cpu_secs(prefix: &str) -> Option<f64> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut ticks = 0u64;
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        if !stat[open + 1..close].starts_with(prefix) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // After the comm: state is field 0, utime 11, stime 12.
+        let f = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        ticks += f(11) + f(12);
+    }
+    Some(ticks as f64 / 100.0)
+}
+
+/// One measurement.
+struct Run {
+    /// Requests answered 202 per wall-clock second.
+    rate: f64,
+    /// Transport errors or non-202 answers.
+    failures: u64,
+    /// Server (emulator runtime threads) CPU time per request, in microseconds.
+    server_cpu_us: Option<f64>,
+}
+
 /// Requests/second over `secs` with `threads` keep-alive clients.
-fn run(emu: &Emulator, threads: u64, secs: u64) -> (f64, u64) {
+fn run(emu: &Emulator, threads: u64, secs: u64) -> Run {
     emu.reset();
+    let cpu_before = cpu_secs("trackcore-emu");
     let url = format!("{}/events", emu.base_url());
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -69,9 +99,14 @@ fn run(emu: &Emulator, threads: u64, secs: u64) -> (f64, u64) {
         let _ = h.join();
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs("trackcore-emu").zip(cpu_before).map(|(a, b)| a - b);
     let n = done.load(Ordering::Relaxed);
     assert_eq!(emu.stats().stored, n, "every 202 stored");
-    (n as f64 / elapsed, failures.load(Ordering::Relaxed))
+    Run {
+        rate: n as f64 / elapsed,
+        failures: failures.load(Ordering::Relaxed),
+        server_cpu_us: cpu.filter(|_| n > 0).map(|c| c * 1e6 / n as f64),
+    }
 }
 
 fn main() {
@@ -86,17 +121,34 @@ fn main() {
     let emu = Emulator::start(EmulatorConfig { rate_limit_per_minute: 0, ..Default::default() })
         .expect("emulator starts");
 
-    let (single, _) = run(&emu, 1, 2);
-    println!("1 keep-alive client: {single:.0} requests/s ({:.0} us per round trip)", 1e6 / single);
+    let single = run(&emu, 1, 2);
+    println!(
+        "1 keep-alive client: {:.0} requests/s ({:.0} us per round trip)",
+        single.rate,
+        1e6 / single.rate
+    );
 
     let mut rates = Vec::new();
+    let mut cpus = Vec::new();
     for r in 1..=runs {
-        let (rate, failures) = run(&emu, threads, secs);
-        println!("run {r}: {threads} keep-alive clients, {secs} s: {rate:.0} requests/s ({failures} failures)");
-        rates.push(rate);
+        let m = run(&emu, threads, secs);
+        let cpu = m.server_cpu_us.map(|c| format!(", server CPU {c:.1} us/request")).unwrap_or_default();
+        println!(
+            "run {r}: {threads} keep-alive clients, {secs} s: {:.0} requests/s ({} failures{cpu})",
+            m.rate, m.failures
+        );
+        rates.push(m.rate);
+        cpus.extend(m.server_cpu_us);
     }
     rates.sort_by(|a, b| a.total_cmp(b));
+    cpus.sort_by(|a, b| a.total_cmp(b));
     let median = rates[rates.len() / 2];
-    println!("median: {median:.0} requests/s with {threads} clients (cores: {})",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    println!("median: {median:.0} requests/s with {threads} clients in the same process (cores: {cores})");
+    if let Some(c) = cpus.get(cpus.len() / 2) {
+        println!(
+            "median server CPU: {c:.1} us/request -> about {:.0} requests/s per fully used core",
+            1e6 / c
+        );
+    }
 }

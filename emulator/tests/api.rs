@@ -490,3 +490,20 @@ fn starts_on_requested_port_and_stops_on_drop() {
     let again = Emulator::start(EmulatorConfig { port, ..Default::default() }).expect("port is free again");
     assert_eq!(again.port(), port);
 }
+
+// ---------------------------------------------------------------- transport
+
+#[test]
+fn answers_keep_alive_requests_without_nagle_stalls() {
+    // A Nagle/delayed-ACK stall costs ~40 ms per request on a reused
+    // connection; 50 sequential requests would then take ~2 s. Allow a lot of
+    // noise, but not that.
+    let emu = emulator();
+    let a = agent();
+    post_simple(&a, &emu, "warm-up", "u", 0);
+    let t = std::time::Instant::now();
+    for i in 1..=50 {
+        assert_eq!(post_simple(&a, &emu, "a", "u", i).status, 202);
+    }
+    assert!(t.elapsed() < std::time::Duration::from_millis(1500), "50 requests took {:?}", t.elapsed());
+}
