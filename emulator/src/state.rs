@@ -91,7 +91,7 @@ impl StoredEvent {
     fn to_intercom_json(&self, index: usize) -> Value {
         json!({
             "type": "event",
-            "id": format!("{:024x}", 0xe0_0000_0000_u64 + index as u64),
+            "id": format!("e7e0a1b2{:016x}", index + 1),
             "event_name": self.event_name,
             "created_at": self.created_at,
             "user_id": self.user_id,
@@ -300,7 +300,8 @@ impl State {
     ) -> Contact {
         let id = id.unwrap_or_else(|| {
             self.next_contact += 1;
-            format!("{:024x}", 0x6500_0000_0000_u64 + self.next_contact)
+            // 24 hex digits, like Intercom's ids.
+            format!("65a1f3c2{:016x}", self.next_contact)
         });
         let c = Contact {
             id: id.clone(),
