@@ -20,6 +20,9 @@ fn tracker(emu: &Emulator, per_minute: i64) -> Tracker {
     c.set("base_url", OptionValue::Str(emu.base_url())).unwrap();
     c.set("rate_limit_per_minute", OptionValue::Int(per_minute)).unwrap();
     c.set("queue_capacity", OptionValue::Int(1_000_000)).unwrap();
+    if let Ok(n) = std::env::var("BENCH_MAX_IN_FLIGHT") {
+        c.set("max_in_flight", OptionValue::Int(n.parse().unwrap())).unwrap();
+    }
     Tracker::new(c).unwrap()
 }
 
@@ -109,5 +112,7 @@ fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     // cargo bench passes --bench; ignore other arguments.
     unpaced(if quick { 10_000 } else { 50_000 });
-    paced(if quick { 2_000 } else { 6_000 });
+    if std::env::var("BENCH_UNPACED_ONLY").is_err() {
+        paced(if quick { 2_000 } else { 6_000 });
+    }
 }

@@ -33,6 +33,9 @@ fn bench(c: &mut Criterion) {
     let live = tracker(false);
     g.bench_function("track_3_metadata_keys", |b| b.iter(|| live.track(event()).unwrap()));
     g.bench_function("build_and_validate_only", |b| b.iter(|| event().prepare(1_700_000_000).unwrap()));
+    let built = event();
+    g.bench_function("validate_only", |b| b.iter(|| built.prepare(1_700_000_000).unwrap()));
+    g.bench_function("build_only", |b| b.iter(event));
     g.finish();
 }
 

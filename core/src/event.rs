@@ -5,7 +5,6 @@
 //! hand-over (queue, retries, a future disk spool) carries plain bytes.
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 
 use crate::Error;
 
@@ -242,12 +241,20 @@ fn is_http_url(s: &str) -> bool {
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaping: the one JSON string encoder we trust.
-    let _ = serde_json::to_writer(&mut *out, s);
+    // Most strings need no escaping: copy them straight. Anything else goes
+    // through serde_json's escaping, the one JSON string encoder we trust.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 fn write_int(out: &mut Vec<u8>, n: i64) {
-    let _ = write!(out, "{n}");
+    let _ = serde_json::to_writer(&mut *out, &n);
 }
 
 fn write_value(out: &mut Vec<u8>, key: &str, v: &Value) -> Result<(), Error> {

@@ -103,6 +103,11 @@ impl RecentKeys {
     }
 }
 
+/// How often a busy dispatcher looks at the queue.
+const LINGER: Duration = Duration::from_millis(2);
+/// Empty looks (about a second's worth) before the dispatcher parks on the queue.
+const IDLE_POLLS_BEFORE_PARKING: u32 = 500;
+
 /// How many de-duplication keys are remembered.
 const DEDUPE_MEMORY: usize = 100_000;
 
@@ -138,6 +143,7 @@ struct Dispatcher {
     probing: bool,
     waiting_since: Option<Instant>,
     shutdown_deadline: Option<Instant>,
+    idle_polls: u32,
 }
 
 impl Pipeline {
@@ -184,6 +190,7 @@ impl Pipeline {
             probing: false,
             waiting_since: None,
             shutdown_deadline: None,
+            idle_polls: IDLE_POLLS_BEFORE_PARKING,
         };
         let handle =
             thread::Builder::new().name("trackcore-dispatcher".into()).spawn(move || d.run()).map_err(io_err)?;
@@ -211,18 +218,29 @@ impl Dispatcher {
             {
                 wake = wake.min(t);
             }
+            let room = self.unsettled.len() < self.backlog_cap;
+            // While events keep arriving, poll the queue every LINGER instead of
+            // parking on it: a parked receiver makes every track() pay a futex
+            // wake-up (about a microsecond), which is most of its cost.
+            if room && self.idle_polls < IDLE_POLLS_BEFORE_PARKING {
+                if self.drain_batch() {
+                    // More may be queued: only look at results and control, then come back.
+                    self.idle_polls = 0;
+                    wake = now;
+                } else {
+                    self.idle_polls += 1;
+                    wake = wake.min(now + LINGER);
+                }
+            }
             let timeout = wake.saturating_duration_since(now);
-            let ingress = if self.unsettled.len() < self.backlog_cap { &self.ingress } else { &never_msg };
+            let parked = room && self.idle_polls >= IDLE_POLLS_BEFORE_PARKING;
+            let ingress = if parked { &self.ingress } else { &never_msg };
             select! {
                 recv(ingress) -> m => match m {
                     Ok(m) => {
                         self.receive(m);
-                        for _ in 1..self.batch_size {
-                            match self.ingress.try_recv() {
-                                Ok(m) => self.receive(m),
-                                Err(_) => break,
-                            }
-                        }
+                        self.drain_batch();
+                        self.idle_polls = 0;
                     }
                     // Every Tracker handle is gone without a shutdown: finish what we have, briefly.
                     Err(_) => { self.shutdown_deadline.get_or_insert(now + Duration::from_secs(2)); }
@@ -243,6 +261,21 @@ impl Dispatcher {
             }
         }
         self.give_up_at_shutdown();
+    }
+
+    /// Take up to `batch_size` queued messages; `true` if there was any.
+    fn drain_batch(&mut self) -> bool {
+        let mut any = false;
+        for _ in 0..self.batch_size {
+            match self.ingress.try_recv() {
+                Ok(m) => {
+                    self.receive(m);
+                    any = true;
+                }
+                Err(_) => break,
+            }
+        }
+        any
     }
 
     fn receive(&mut self, m: Msg) {
