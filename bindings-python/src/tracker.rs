@@ -24,10 +24,15 @@ pub struct Inner {
     pub exit_timeout: Duration,
 }
 
-/// Sends events to Intercom in the background.
+/// Sends events to Intercom's Data Events API in the background.
 ///
-/// See `trackcore/__init__.pyi` for the documented signature. Thread-safe:
-/// share one tracker per process.
+/// `access_token` defaults to $INTERCOM_ACCESS_TOKEN; `region` is "us", "eu"
+/// or "au". Every other keyword is a core option with the core's default (see
+/// `trackcore.options()`). `on_error(event, error)` is called on trackcore's
+/// reporter thread for every undeliverable event. At interpreter exit the
+/// tracker flushes for at most `exit_timeout` seconds (default: `drop_timeout`)
+/// unless `flush_at_exit=False`. Thread-safe and fork-safe: share one per process.
+/// Raises `ConfigError` for an unknown or invalid option or a missing token.
 #[pyclass(module = "trackcore", name = "Tracker", frozen, weakref, subclass)]
 pub struct PyTracker {
     inner: Arc<Inner>,
@@ -148,7 +153,14 @@ impl PyTracker {
         Ok(PyTracker { inner })
     }
 
-    /// Validate one event and queue it for delivery (see the stub for details).
+    /// Validate one event against Intercom's rules and queue it for delivery.
+    ///
+    /// One of `user_id` (str or int), `id`, `email` is required; `created_at`
+    /// is Unix seconds or an aware datetime (default: now); `metadata` a dict
+    /// of at most 10 values. Raises `InvalidEventError` / `InvalidTypeError`
+    /// for invalid input and `TrackerClosedError` after `shutdown()`. Never
+    /// waits on the network; under `overflow="block"` it may wait up to
+    /// `block_timeout` for room, without holding the GIL.
     #[pyo3(signature = (event_name, *, user_id=None, id=None, email=None, created_at=None, metadata=None))]
     fn track(
         &self,
@@ -234,10 +246,12 @@ impl PyTracker {
         self.inner.memory
     }
 
+    /// Return the tracker itself.
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
 
+    /// Shut down (bounded by `drop_timeout`); exceptions propagate.
     #[pyo3(signature = (*_args))]
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
         self.shutdown(py, None)?;

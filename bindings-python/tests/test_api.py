@@ -145,3 +145,10 @@ def test_package_ships_typing_stub_and_py_typed_marker_and_documents_every_publi
     for method in ("track", "flush", "shutdown", "stats", "recorded", "clear_recorded"):
         assert f"def {method}(" in stub
         assert getattr(trackcore.Tracker, method).__doc__, method
+
+
+def test_readme_options_table_matches_the_core():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for o in trackcore.options():
+        default = f"`{o.default}`" if o.default else "—"
+        assert f"| `{o.name}` | {o.kind} | {default} | {o.doc} |" in readme, o.name
