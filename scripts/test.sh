@@ -11,6 +11,9 @@ failed=()
 echo "==> Rust: cargo test (core, emulator)"
 cargo test --locked || failed+=("rust")
 
+echo "==> Python: pytest (binding, conformance, delivery, fork/exit, Django example)"
+bash bindings-python/run-tests.sh || failed+=("python")
+
 if [ ${#failed[@]} -ne 0 ]; then
     echo "FAILED suites: ${failed[*]}"
     exit 1
