@@ -161,6 +161,7 @@ impl PyTracker {
     /// for invalid input and `TrackerClosedError` after `shutdown()`. Never
     /// waits on the network; under `overflow="block"` it may wait up to
     /// `block_timeout` for room, without holding the GIL.
+    #[allow(clippy::too_many_arguments)] // the Python signature: one parameter per keyword
     #[pyo3(signature = (event_name, *, user_id=None, id=None, email=None, created_at=None, metadata=None))]
     fn track(
         &self,
