@@ -15,7 +15,7 @@ fn main() -> Result<(), trackcore::Error> {
     config.on_error = Some(std::sync::Arc::new(|event, error| {
         eprintln!("rust: not delivered [{}] {}: {}", error.code(), event.event_name(), error)
     }));
-    let mut tracker = Tracker::new(config)?; // token from INTERCOM_ACCESS_TOKEN
+    let tracker = Tracker::new(config)?; // token from INTERCOM_ACCESS_TOKEN
 
     tracker.track(
         Event::new("upgraded-plan")

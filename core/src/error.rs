@@ -200,6 +200,14 @@ impl Error {
         })
     }
 
+    /// The HTTP status Intercom answered with, for delivery errors that have one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Rejected { status, .. } | Error::Unauthorized { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// Whether this error is about the caller's input (a bad value: Python
     /// raises `ValueError`/`TypeError`, Node `TypeError`/`RangeError`) rather than
     /// the tracker's state or delivery.

@@ -116,9 +116,20 @@ impl Event {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     /// The JSON body for `POST /events`.
-    pub body: Box<[u8]>,
-    /// Hash of (identity, event_name, created_at): Intercom's de-duplication key.
-    pub dedupe_key: u64,
+    pub body: Vec<u8>,
+    /// Length of the body's prefix that holds `event_name`, `created_at` and
+    /// the identifiers: exactly what Intercom de-duplicates on.
+    pub key_len: usize,
+}
+
+impl Prepared {
+    /// Intercom's de-duplication key (identity, event_name, created_at),
+    /// hashed. Computed off the caller's thread, by the dispatcher.
+    pub fn dedupe_key(&self) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        self.body[..self.key_len].hash(&mut h);
+        h.finish()
+    }
 }
 
 impl Event {
@@ -165,6 +176,7 @@ impl Event {
                 write_str(&mut body, v);
             }
         }
+        let key_len = body.len();
         if present > 0 {
             body.extend_from_slice(b",\"metadata\":{");
             let mut first = true;
@@ -187,10 +199,7 @@ impl Event {
         if body.len() > MAX_EVENT_BYTES {
             return Err(Error::EventTooLarge { size: body.len() });
         }
-
-        let mut h = std::hash::DefaultHasher::new();
-        (user_id, id, email, &self.event_name, created_at).hash(&mut h);
-        Ok(Prepared { body: body.into_boxed_slice(), dedupe_key: h.finish() })
+        Ok(Prepared { body, key_len })
     }
 }
 
@@ -440,7 +449,7 @@ mod tests {
         let a = Event::new("x").user_id("1").created_at(10).meta("a", 1).prepare(NOW).unwrap();
         let b = Event::new("x").user_id("1").created_at(10).meta("a", 2).prepare(NOW).unwrap();
         let c = Event::new("x").user_id("1").created_at(11).prepare(NOW).unwrap();
-        assert_eq!(a.dedupe_key, b.dedupe_key);
-        assert_ne!(a.dedupe_key, c.dedupe_key);
+        assert_eq!(a.dedupe_key(), b.dedupe_key());
+        assert_ne!(a.dedupe_key(), c.dedupe_key());
     }
 }

@@ -49,12 +49,12 @@ pub(crate) struct Pipeline {
     /// A receiving handle on the same queue, used by `drop_oldest` to evict.
     pub evict: Receiver<Msg>,
     pub control: Sender<Control>,
-    pub dispatcher: Option<JoinHandle<()>>,
+    pub dispatcher: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Job {
     seq: u64,
-    body: Box<[u8]>,
+    body: Vec<u8>,
     retries: u32,
     first_sent: Option<Instant>,
 }
@@ -137,7 +137,7 @@ struct Dispatcher {
     in_flight: usize,
     /// Copies of the bodies under way, so a shutdown that cannot wait for
     /// them can still report each one.
-    in_flight_bodies: std::collections::HashMap<u64, Box<[u8]>>,
+    in_flight_bodies: std::collections::HashMap<u64, Vec<u8>>,
     flushers: Vec<(u64, Sender<bool>)>,
     paused_until: Option<Instant>,
     probing: bool,
@@ -194,7 +194,12 @@ impl Pipeline {
         };
         let handle =
             thread::Builder::new().name("trackcore-dispatcher".into()).spawn(move || d.run()).map_err(io_err)?;
-        Ok(Pipeline { ingress: ingress_tx, evict: ingress_rx, control: control_tx, dispatcher: Some(handle) })
+        Ok(Pipeline {
+            ingress: ingress_tx,
+            evict: ingress_rx,
+            control: control_tx,
+            dispatcher: std::sync::Mutex::new(Some(handle)),
+        })
     }
 }
 
@@ -283,7 +288,7 @@ impl Dispatcher {
             Msg::Flush(tx) => self.add_flusher(tx),
             Msg::Event(p) => {
                 if let Some(keys) = &mut self.dedupe {
-                    if !keys.insert(p.dedupe_key) {
+                    if !keys.insert(p.dedupe_key()) {
                         Counters::add(&self.counters.deduplicated, 1);
                         return;
                     }
@@ -445,7 +450,7 @@ impl Dispatcher {
         }
         // Requests still in flight past the deadline may yet land; they are
         // reported as undelivered because nobody will learn their outcome.
-        let stuck: Vec<(u64, Box<[u8]>)> = self.in_flight_bodies.drain().collect();
+        let stuck: Vec<(u64, Vec<u8>)> = self.in_flight_bodies.drain().collect();
         for (seq, body) in stuck {
             Counters::add(&self.counters.dropped_shutdown, 1);
             self.counters.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);

@@ -22,11 +22,11 @@ pub type ErrorCallback = Arc<dyn Fn(&FailedEvent, &Error) + Send + Sync>;
 /// An event that could not be delivered, as it would have been sent.
 #[derive(Clone, PartialEq, Eq)]
 pub struct FailedEvent {
-    body: Box<[u8]>,
+    body: Vec<u8>,
 }
 
 impl FailedEvent {
-    pub(crate) fn new(body: Box<[u8]>) -> Self {
+    pub(crate) fn new(body: Vec<u8>) -> Self {
         FailedEvent { body }
     }
     /// The JSON body that was (or would have been) posted to `/events`.
@@ -71,7 +71,7 @@ impl Reporter {
     }
 
     /// Report one failure; never blocks (a full report queue is counted).
-    pub fn report(&self, body: Box<[u8]>, error: Error) {
+    pub fn report(&self, body: Vec<u8>, error: Error) {
         match self.tx.try_send(Report::Failure(FailedEvent::new(body), error)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {

@@ -33,15 +33,35 @@ pub struct Tracker {
 
 enum Mode {
     /// Validate and record, send nothing.
-    Memory(Mutex<Vec<Box<[u8]>>>),
+    Memory(Mutex<Vec<Vec<u8>>>),
     Live(Pipeline),
 }
 
+/// FNV-1a: the name sets hold at most a few hundred short names, so a cheap
+/// hash beats SipHash on the hot path and flooding them is impossible (capped).
+#[derive(Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type NameSet = HashSet<String, std::hash::BuildHasherDefault<Fnv>>;
+
 /// Distinct-name cap and allow-list, checked on the caller's thread.
 struct NameGuard {
-    seen: RwLock<HashSet<String>>,
+    seen: RwLock<NameSet>,
     cap: usize,
-    allowed: Option<HashSet<String>>,
+    allowed: Option<NameSet>,
 }
 
 impl NameGuard {
@@ -91,7 +111,7 @@ impl Tracker {
             Mode::Live(Pipeline::start(&config, http, limiter, reporter.clone(), counters.clone())?)
         };
         let names = NameGuard {
-            seen: RwLock::new(HashSet::new()),
+            seen: RwLock::new(NameSet::default()),
             cap: config.max_event_names,
             allowed: config.allowed_event_names.as_ref().map(|v| v.iter().cloned().collect()),
         };
@@ -117,7 +137,11 @@ impl Tracker {
         self.names.check(&event.event_name)?;
         Counters::add(&self.counters.tracked, 1);
         match &self.mode {
-            Mode::Memory(rec) => rec.lock().unwrap_or_else(|p| p.into_inner()).push(prepared.body),
+            Mode::Memory(rec) => {
+                rec.lock().unwrap_or_else(|p| p.into_inner()).push(prepared.body);
+                // Recorded is as far as memory mode goes: the event is settled.
+                Counters::add(&self.counters.delivered, 1);
+            }
             Mode::Live(p) => self.enqueue(p, prepared),
         }
         Ok(())
@@ -188,25 +212,24 @@ impl Tracker {
 
     /// Flush for at most `timeout`, then stop the background threads. Events
     /// still undelivered are counted as `dropped_shutdown` and reported. Later
-    /// `track()` calls return `closed`. Returns `true` if everything was
-    /// delivered or settled in time. Calling it again returns at once.
-    pub fn shutdown(&mut self, timeout: Duration) -> bool {
-        self.shutdown_inner(timeout)
-    }
-
-    fn shutdown_inner(&mut self, timeout: Duration) -> bool {
-        if self.closed.swap(true, Ordering::SeqCst) {
-            return true;
-        }
+    /// `track()` calls return `closed`. Returns `true` if nothing had to be
+    /// given up. Calling it again returns at once.
+    /// Thread-safe: concurrent callers all wait for the same shutdown.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut clean = true;
-        if let Mode::Live(p) = &mut self.mode {
-            let _ = p.control.send(Control::Shutdown { deadline });
-            if let Some(h) = p.dispatcher.take() {
+        if let Mode::Live(p) = &self.mode {
+            // The dispatcher handle's lock also makes concurrent shutdowns wait for the first.
+            let mut dispatcher = p.dispatcher.lock().unwrap_or_else(|e| e.into_inner());
+            if !self.closed.swap(true, Ordering::SeqCst) {
+                let _ = p.control.send(Control::Shutdown { deadline });
+            }
+            if let Some(h) = dispatcher.take() {
                 let _ = h.join();
             }
             clean = self.counters.snapshot().dropped_shutdown == 0;
         }
+        self.closed.store(true, Ordering::SeqCst);
         self.reporter.drain(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))) && clean
     }
 
@@ -262,7 +285,6 @@ impl Tracker {
 impl Drop for Tracker {
     /// Shuts down with `Config::drop_timeout` as the bound.
     fn drop(&mut self) {
-        let t = self.config.drop_timeout;
-        self.shutdown_inner(t);
+        self.shutdown(self.config.drop_timeout);
     }
 }

@@ -256,7 +256,7 @@ fn flush_waits_only_for_events_tracked_before_it() {
 fn shutdown_is_bounded_and_reports_what_it_could_not_deliver() {
     let emu = emulator();
     emu.set_latency(Duration::from_secs(3), Duration::ZERO);
-    let (mut t, reports) = tracker(&emu, &[("max_in_flight", OptionValue::Int(1))]);
+    let (t, reports) = tracker(&emu, &[("max_in_flight", OptionValue::Int(1))]);
     for i in 0..5 {
         t.track(ev(i)).unwrap();
     }
@@ -285,7 +285,7 @@ fn drop_shuts_down_within_its_bound() {
 #[test]
 fn shutdown_delivers_everything_when_time_allows() {
     let emu = emulator();
-    let (mut t, _) = tracker(&emu, &[]);
+    let (t, _) = tracker(&emu, &[]);
     for i in 0..200 {
         t.track(ev(i)).unwrap();
     }
