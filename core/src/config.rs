@@ -12,6 +12,11 @@ use crate::ratelimit::RateLimiter;
 use crate::report::ErrorCallback;
 use crate::Error;
 
+/// Longest accepted duration option, in seconds (a year).
+const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+/// Largest accepted `queue_capacity`: the channel allocates its slots up front.
+pub const MAX_QUEUE_CAPACITY: usize = 10_000_000;
+
 /// Intercom's regional API hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Region {
@@ -275,7 +280,7 @@ impl Config {
                 OptionValue::Float(f) => *f,
                 other => return Err(bad(format!("expected seconds as a number, got {other:?}"))),
             };
-            if !s.is_finite() || s < 0.0 || s > 1e9 {
+            if !s.is_finite() || s < 0.0 || s > MAX_SECS {
                 return Err(bad(format!("{s} is not a duration in seconds")));
             }
             Ok(Duration::from_secs_f64(s))
@@ -302,7 +307,7 @@ impl Config {
                 self.base_url = Some(url.trim_end_matches('/').to_string());
             }
             "api_version" => self.api_version = as_str(&value)?,
-            "queue_capacity" => self.queue_capacity = as_count(&value, 1)? as usize,
+            "queue_capacity" => self.queue_capacity = as_count(&value, 1)?.min(MAX_QUEUE_CAPACITY as i64) as usize,
             "overflow" => {
                 self.overflow = match as_str(&value)?.as_str() {
                     "drop_newest" => Overflow::DropNewest,
@@ -327,7 +332,7 @@ impl Config {
             },
             "dedupe" => self.dedupe = as_bool(&value)?,
             "memory" => self.memory = as_bool(&value)?,
-            "batch_size" => self.batch_size = as_count(&value, 1)? as usize,
+            "batch_size" => self.batch_size = as_count(&value, 1)?.min(100_000) as usize,
             "drop_timeout" => self.drop_timeout = as_secs(&value)?,
             "user_agent_suffix" => self.user_agent_suffix = as_str(&value)?,
             _ => return Err(bad("unknown option".into())),
@@ -384,8 +389,24 @@ impl Config {
         if self.backoff_max < self.backoff_base {
             return bad("backoff_max", "must not be below backoff_base");
         }
-        if self.queue_capacity == 0 {
-            return bad("queue_capacity", "must be at least 1");
+        if self.queue_capacity == 0 || self.queue_capacity > MAX_QUEUE_CAPACITY {
+            return bad("queue_capacity", "must be between 1 and 10,000,000 (the queue is allocated up front)");
+        }
+        for (name, d) in [
+            ("block_timeout", self.block_timeout),
+            ("request_timeout", self.request_timeout),
+            ("retry_deadline", self.retry_deadline),
+            ("backoff_base", self.backoff_base),
+            ("backoff_max", self.backoff_max),
+            ("auth_probe_interval", self.auth_probe_interval),
+            ("drop_timeout", self.drop_timeout),
+        ] {
+            if d.as_secs_f64() > MAX_SECS {
+                return bad(name, "must be at most a year");
+            }
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1");
         }
         if self.max_in_flight == 0 {
             return bad("max_in_flight", "must be at least 1");

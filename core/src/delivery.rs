@@ -48,6 +48,9 @@ impl Http {
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // A redirect would turn the POST into a GET without the token:
+            // treat 3xx as a refusal instead of counting a login page as delivered.
+            .max_redirects(0)
             .timeout_global(Some(cfg.request_timeout))
             .max_idle_connections(cfg.max_in_flight.max(8))
             .max_idle_connections_per_host(cfg.max_in_flight.max(8))
@@ -152,7 +155,8 @@ pub(crate) fn spawn_senders<J: Send + 'static>(
         let (http, limiter, work, done) = (http.clone(), limiter.clone(), work.clone(), done.clone());
         thread::Builder::new().name(format!("trackcore-sender-{i}")).stack_size(512 * 1024).spawn(move || {
             for job in work {
-                let outcome = http.send(body_of(&job), &*limiter);
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| http.send(body_of(&job), &*limiter)))
+                    .unwrap_or_else(|_| Outcome::Retry { reason: "internal error while sending (a panic was caught)".into(), wait: None, status: None });
                 if done.send((job, outcome)).is_err() {
                     break;
                 }

@@ -127,7 +127,7 @@ impl Prepared {
     /// hashed. Computed off the caller's thread, by the dispatcher.
     pub fn dedupe_key(&self) -> u64 {
         let mut h = std::hash::DefaultHasher::new();
-        self.body[..self.key_len].hash(&mut h);
+        self.body.get(..self.key_len).unwrap_or(&self.body).hash(&mut h);
         h.finish()
     }
 }
@@ -155,7 +155,7 @@ impl Event {
         if created_at < 0 {
             return Err(Error::CreatedAtNegative { value: created_at });
         }
-        if created_at > now + MAX_FUTURE_SECS {
+        if created_at > now.saturating_add(MAX_FUTURE_SECS) {
             return Err(Error::CreatedAtInFuture { value: created_at, now });
         }
         let present = self.metadata.iter().filter(|(_, v)| !matches!(v, Value::Null)).count();

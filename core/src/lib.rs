@@ -30,3 +30,8 @@ pub use ratelimit::{RateLimitInfo, RateLimiter, WindowLimiter};
 pub use report::{ErrorCallback, FailedEvent};
 pub use stats::Stats;
 pub use tracker::Tracker;
+
+/// `now + d`, saturating far in the future instead of panicking on overflow.
+pub(crate) fn later(now: std::time::Instant, d: std::time::Duration) -> std::time::Instant {
+    now.checked_add(d).unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
+}

@@ -12,6 +12,7 @@
 //! recovery would refill `ready` from it. Events are already plain bytes here.
 
 use std::cmp::{Ordering, Reverse};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::collections::{BTreeSet, BinaryHeap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -31,15 +32,16 @@ use crate::Error;
 /// What travels through the bounded ingress channel.
 pub(crate) enum Msg {
     Event(Prepared),
-    /// Answer `true` once everything received before this marker is settled.
-    Flush(Sender<bool>),
+    /// Answer `true` once everything received before this marker is settled;
+    /// forgotten after its deadline (the caller has stopped waiting).
+    Flush(Sender<bool>, Instant),
 }
 
 /// What travels through the unbounded control channel.
 pub(crate) enum Control {
     /// A flush marker that `drop_oldest` evicted from the head of the queue:
     /// everything before it has already been received, so order is kept.
-    Flush(Sender<bool>),
+    Flush(Sender<bool>, Instant),
     Shutdown { deadline: Instant },
 }
 
@@ -54,6 +56,8 @@ pub(crate) struct Pipeline {
 
 struct Job {
     seq: u64,
+    /// De-duplication key, forgotten again if the event is not delivered.
+    key: Option<u64>,
     body: Vec<u8>,
     retries: u32,
     first_sent: Option<Instant>,
@@ -88,6 +92,12 @@ impl RecentKeys {
     fn new(cap: usize) -> Self {
         RecentKeys { set: HashSet::with_capacity(cap.min(4096)), order: VecDeque::new(), cap }
     }
+    fn remove(&mut self, k: u64) {
+        // Its place in `order` stays; popping it later removes nothing or,
+        // if it was inserted again, forgets it early, which only means sending.
+        self.set.remove(&k);
+    }
+
     /// `false` when the key was already seen.
     fn insert(&mut self, k: u64) -> bool {
         if !self.set.insert(k) {
@@ -102,6 +112,9 @@ impl RecentKeys {
         true
     }
 }
+
+/// How long a shutdown may wait for room to report what it gives up.
+pub(crate) const REPORT_GRACE: Duration = Duration::from_millis(500);
 
 /// How often a busy dispatcher looks at the queue.
 const LINGER: Duration = Duration::from_millis(2);
@@ -138,7 +151,7 @@ struct Dispatcher {
     /// Copies of the bodies under way, so a shutdown that cannot wait for
     /// them can still report each one.
     in_flight_bodies: std::collections::HashMap<u64, Vec<u8>>,
-    flushers: Vec<(u64, Sender<bool>)>,
+    flushers: Vec<(u64, Sender<bool>, Instant)>,
     paused_until: Option<Instant>,
     probing: bool,
     waiting_since: Option<Instant>,
@@ -217,7 +230,9 @@ impl Dispatcher {
                 }
             }
             let mut wake = now + Duration::from_secs(1);
-            for t in [limiter_wake, self.retrying.peek().map(|r| r.0 .0), self.paused_until, self.shutdown_deadline]
+            // While a probe is under way only its answer matters: don't wake for the pause.
+            let pause_end = self.paused_until.filter(|u| *u > now && !self.probing);
+            for t in [limiter_wake, self.retrying.peek().map(|r| r.0 .0), pause_end, self.shutdown_deadline]
                 .into_iter()
                 .flatten()
             {
@@ -248,10 +263,10 @@ impl Dispatcher {
                         self.idle_polls = 0;
                     }
                     // Every Tracker handle is gone without a shutdown: finish what we have, briefly.
-                    Err(_) => { self.shutdown_deadline.get_or_insert(now + Duration::from_secs(2)); }
+                    Err(_) => { self.shutdown_deadline.get_or_insert(crate::later(now, Duration::from_secs(2))); }
                 },
                 recv(self.control) -> c => match c {
-                    Ok(Control::Flush(tx)) => self.add_flusher(tx),
+                    Ok(Control::Flush(tx, until)) => self.add_flusher(tx, until),
                     Ok(Control::Shutdown { deadline }) => {
                         self.shutdown_deadline = Some(deadline);
                         // Take in everything already queued; track() is closed now.
@@ -285,27 +300,30 @@ impl Dispatcher {
 
     fn receive(&mut self, m: Msg) {
         match m {
-            Msg::Flush(tx) => self.add_flusher(tx),
+            Msg::Flush(tx, until) => self.add_flusher(tx, until),
             Msg::Event(p) => {
+                let mut key = None;
                 if let Some(keys) = &mut self.dedupe {
-                    if !keys.insert(p.dedupe_key()) {
+                    let k = p.dedupe_key();
+                    if !keys.insert(k) {
                         Counters::add(&self.counters.deduplicated, 1);
                         return;
                     }
+                    key = Some(k);
                 }
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 self.unsettled.insert(seq);
-                self.ready.push_back(Job { seq, body: p.body, retries: 0, first_sent: None });
+                self.ready.push_back(Job { seq, key, body: p.body, retries: 0, first_sent: None });
             }
         }
     }
 
-    fn add_flusher(&mut self, tx: Sender<bool>) {
-        if self.next_seq == 0 || self.unsettled.first().is_none_or(|s| *s >= self.next_seq) {
+    fn add_flusher(&mut self, tx: Sender<bool>, until: Instant) {
+        if self.unsettled.is_empty() {
             let _ = tx.send(true);
         } else {
-            self.flushers.push((self.next_seq, tx));
+            self.flushers.push((self.next_seq, tx, until));
         }
     }
 
@@ -314,12 +332,15 @@ impl Dispatcher {
             return;
         }
         let oldest = self.unsettled.first().copied().unwrap_or(u64::MAX);
-        self.flushers.retain(|(upto, tx)| {
+        let now = Instant::now();
+        self.flushers.retain(|(upto, tx, until)| {
             if oldest >= *upto {
                 let _ = tx.send(true);
                 false
             } else {
-                true
+                // A waiter whose caller gave up is forgotten, so per-request
+                // flushes during a long outage cannot pile up.
+                *until > now
             }
         });
     }
@@ -334,6 +355,9 @@ impl Dispatcher {
 
     /// Send what pacing allows; returns when pacing next allows a request.
     fn dispatch(&mut self, now: Instant) -> Option<Instant> {
+        if self.shutdown_deadline.is_some_and(|d| now >= d) {
+            return None; // past the shutdown deadline nothing new starts
+        }
         if let Some(until) = self.paused_until {
             if self.probing || now < until || self.ready.is_empty() {
                 return None;
@@ -347,12 +371,14 @@ impl Dispatcher {
 
     fn send_next(&mut self, now: Instant, limit: usize) -> Option<Instant> {
         while self.in_flight < limit && !self.ready.is_empty() {
-            if let Err(wait) = self.limiter.try_acquire(now) {
+            let permit = catch_unwind(AssertUnwindSafe(|| self.limiter.try_acquire(now)))
+                .unwrap_or(Err(Duration::from_secs(1))); // a custom limiter that panics: wait, don't die
+            if let Err(wait) = permit {
                 self.waiting_since.get_or_insert(now);
                 if self.probing && self.in_flight == 0 {
                     self.probing = false; // try the probe again when pacing allows
                 }
-                return Some(now + wait);
+                return Some(crate::later(now, wait));
             }
             if let Some(since) = self.waiting_since.take() {
                 Counters::add(&self.counters.rate_limit_wait_us, now.duration_since(since).as_micros() as u64);
@@ -375,7 +401,16 @@ impl Dispatcher {
 
     fn fail(&mut self, job: Job, error: Error) {
         self.settle(job.seq);
-        self.reporter.report(job.body, error);
+        // Not delivered, so tracking the same event again must not count as a copy
+        // (e.g. after a 404 the app creates the contact and tracks it again).
+        if let (Some(keys), Some(k)) = (&mut self.dedupe, job.key) {
+            keys.remove(k);
+        }
+        match self.shutdown_deadline {
+            // A shutdown gives up on many at once: wait for room rather than lose reports.
+            Some(deadline) => self.reporter.report_until(job.body, error, crate::later(deadline, REPORT_GRACE)),
+            None => self.reporter.report(job.body, error),
+        }
     }
 
     fn on_outcome(&mut self, mut job: Job, outcome: Outcome) {
@@ -400,7 +435,7 @@ impl Dispatcher {
             }
             Outcome::Unauthorized { status } => {
                 let first = self.paused_until.is_none();
-                self.paused_until = Some(now + self.probe_interval);
+                self.paused_until = Some(crate::later(now, self.probe_interval));
                 self.probing = false;
                 self.counters.auth_paused.store(1, std::sync::atomic::Ordering::Relaxed);
                 if first {
@@ -417,13 +452,13 @@ impl Dispatcher {
                 job.retries += 1;
                 let delay = wait.unwrap_or_else(|| retry::backoff(job.retries, self.backoff_base, self.backoff_max));
                 let started = job.first_sent.unwrap_or(now);
-                if job.retries > self.max_retries || now + delay > started + self.retry_deadline {
+                if job.retries > self.max_retries || crate::later(now, delay) > crate::later(started, self.retry_deadline) {
                     Counters::add(&self.counters.failed_retries_exhausted, 1);
                     let attempts = job.retries;
                     self.fail(job, Error::RetriesExhausted { attempts, last: reason });
                 } else {
                     Counters::add(&self.counters.retried, 1);
-                    self.retrying.push(Reverse(Timed(now + delay, job)));
+                    self.retrying.push(Reverse(Timed(crate::later(now, delay), job)));
                 }
             }
         }
@@ -455,11 +490,11 @@ impl Dispatcher {
             Counters::add(&self.counters.dropped_shutdown, 1);
             self.counters.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             self.settle(seq);
-            self.reporter.report(body, Error::UndeliveredAtShutdown);
+            self.reporter.report_until(body, Error::UndeliveredAtShutdown, crate::later(deadline, REPORT_GRACE));
         }
         self.in_flight = 0;
         self.answer_flushers();
-        for (_, tx) in self.flushers.drain(..) {
+        for (_, tx, _) in self.flushers.drain(..) {
             let _ = tx.send(false);
         }
     }

@@ -96,8 +96,9 @@ impl RateLimiter for WindowLimiter {
             }
             s.blocked_until = None;
         }
+        // A caller with a stale `now` must not refill the same interval twice.
         let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
-        s.last = now;
+        s.last = s.last.max(now);
         s.tokens = (s.tokens + elapsed * s.rate).min(s.burst);
         if s.tokens >= 1.0 {
             s.tokens -= 1.0;
@@ -120,7 +121,7 @@ impl RateLimiter for WindowLimiter {
             // Wait for the window to reset (a whole window when Intercom gives no reset).
             let wait = until_reset.filter(|w| *w > 0.0).unwrap_or(if info.status == 429 { 1.0 } else { 0.0 });
             if wait > 0.0 {
-                let until = Instant::now() + Duration::from_secs_f64(wait.min(WINDOW.as_secs_f64() * 6.0) + 0.05);
+                let until = crate::later(Instant::now(), Duration::from_secs_f64(wait.min(WINDOW.as_secs_f64() * 6.0) + 0.05));
                 s.blocked_until = Some(s.blocked_until.map_or(until, |b| b.max(until)));
                 s.tokens = 0.0;
             }

@@ -7,7 +7,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::Instant;
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
@@ -80,13 +80,22 @@ impl Reporter {
         }
     }
 
-    /// Wait until every report sent before this call has been handed to the callback.
-    pub fn drain(&self, timeout: Duration) -> bool {
+    /// Report one failure, waiting for room until `deadline` (used where
+    /// many reports come at once, such as a shutdown giving up).
+    pub fn report_until(&self, body: Vec<u8>, error: Error, deadline: Instant) {
+        if self.tx.send_deadline(Report::Failure(FailedEvent::new(body), error), deadline).is_err() {
+            Counters::add(&self.counters.reports_dropped, 1)
+        }
+    }
+
+    /// Wait until every report sent before this call has been handed to the
+    /// callback, or `deadline` passes.
+    pub fn drain(&self, deadline: Instant) -> bool {
         let (tx, rx) = bounded(1);
-        if self.tx.send_timeout(Report::Barrier(tx), timeout).is_err() {
+        if self.tx.send_deadline(Report::Barrier(tx), deadline).is_err() {
             return false;
         }
-        rx.recv_timeout(timeout).is_ok()
+        rx.recv_deadline(deadline).is_ok()
     }
 }
 

@@ -142,21 +142,44 @@ impl Tracker {
                 // Recorded is as far as memory mode goes: the event is settled.
                 Counters::add(&self.counters.delivered, 1);
             }
-            Mode::Live(p) => self.enqueue(p, prepared),
+            Mode::Live(p) => {
+                if self.enqueue(p, prepared) && self.closed.load(Ordering::SeqCst) {
+                    // A shutdown began while this call was under way and may
+                    // already have drained the queue: settle what is stranded.
+                    self.drain_stranded(p);
+                }
+            }
         }
         Ok(())
     }
 
-    fn enqueue(&self, p: &Pipeline, prepared: Prepared) {
+    /// Count and report events left in the queue after the dispatcher stopped.
+    fn drain_stranded(&self, p: &Pipeline) {
+        let deadline = crate::later(Instant::now(), Duration::from_millis(100));
+        while let Ok(m) = p.evict.try_recv() {
+            match m {
+                Msg::Event(ev) => {
+                    Counters::add(&self.counters.dropped_shutdown, 1);
+                    self.reporter.report_until(ev.body, Error::UndeliveredAtShutdown, deadline);
+                }
+                Msg::Flush(tx, _) => {
+                    let _ = tx.send(false);
+                }
+            }
+        }
+    }
+
+    /// Hand an event to the queue under the overflow policy; `true` if queued.
+    fn enqueue(&self, p: &Pipeline, prepared: Prepared) -> bool {
         let cap = self.config.queue_capacity;
         let policy = self.config.overflow;
         let rejected = match policy {
             Overflow::DropNewest => match p.ingress.try_send(Msg::Event(prepared)) {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(e) => e.into_inner(),
             },
             Overflow::Block => match p.ingress.send_timeout(Msg::Event(prepared), self.config.block_timeout) {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(SendTimeoutError::Timeout(m)) | Err(SendTimeoutError::Disconnected(m)) => m,
             },
             Overflow::DropOldest => {
@@ -164,7 +187,7 @@ impl Tracker {
                 // Bounded: other producers may refill the slot we free.
                 for _ in 0..64 {
                     match p.ingress.try_send(msg) {
-                        Ok(()) => return,
+                        Ok(()) => return true,
                         Err(TrySendError::Disconnected(m)) => {
                             msg = m;
                             break;
@@ -176,8 +199,8 @@ impl Tracker {
                             Counters::add(&self.counters.dropped_oldest, 1);
                             self.reporter.report(old.body, Error::QueueFull { capacity: cap, policy: policy.as_str() });
                         }
-                        Ok(Msg::Flush(tx)) => {
-                            let _ = p.control.send(Control::Flush(tx));
+                        Ok(Msg::Flush(tx, until)) => {
+                            let _ = p.control.send(Control::Flush(tx, until));
                         }
                         Err(_) => {}
                     }
@@ -189,34 +212,43 @@ impl Tracker {
             Counters::add(&self.counters.dropped_queue_full, 1);
             self.reporter.report(ev.body, Error::QueueFull { capacity: cap, policy: policy.as_str() });
         }
+        false
     }
 
     /// Wait until every event tracked before this call is settled (delivered,
     /// failed, or dropped) or `timeout` passes. Returns `true` if all settled.
     /// Blocks the calling thread; bindings release their interpreter lock around it.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::later(Instant::now(), timeout);
         let settled = match &self.mode {
             Mode::Memory(_) => true,
+            // After shutdown nothing moves any more: say at once whether anything is left.
+            Mode::Live(_) if self.closed.load(Ordering::SeqCst) => {
+                let s = self.counters.snapshot();
+                s.queued == 0 && s.in_flight == 0
+            }
             Mode::Live(p) => {
                 let (tx, rx) = bounded(1);
-                match p.ingress.send_timeout(Msg::Flush(tx), timeout) {
+                match p.ingress.send_deadline(Msg::Flush(tx, deadline), deadline) {
                     Ok(()) => rx.recv_deadline(deadline).unwrap_or(false),
                     Err(_) => false,
                 }
             }
         };
         // Failures reported during the flush reach the callback before it returns.
-        settled && self.reporter.drain(deadline.saturating_duration_since(Instant::now()))
+        settled && self.reporter.drain(deadline)
     }
 
     /// Flush for at most `timeout`, then stop the background threads. Events
     /// still undelivered are counted as `dropped_shutdown` and reported. Later
     /// `track()` calls return `closed`. Returns `true` if nothing had to be
-    /// given up. Calling it again returns at once.
+    /// given up. Returns within `timeout` plus half a second in which the
+    /// reports of what was given up reach the callback. Calling it again
+    /// returns at once.
     /// Thread-safe: concurrent callers all wait for the same shutdown.
     pub fn shutdown(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::later(Instant::now(), timeout);
+        let reports_dropped_before = self.counters.snapshot().reports_dropped;
         let mut clean = true;
         if let Mode::Live(p) = &self.mode {
             // The dispatcher handle's lock also makes concurrent shutdowns wait for the first.
@@ -225,12 +257,18 @@ impl Tracker {
                 let _ = p.control.send(Control::Shutdown { deadline });
             }
             if let Some(h) = dispatcher.take() {
-                let _ = h.join();
+                // A dispatcher that died cannot vouch for anything it held.
+                clean &= h.join().is_ok();
             }
-            clean = self.counters.snapshot().dropped_shutdown == 0;
+            drop(dispatcher);
+            self.drain_stranded(p);
+            let s = self.counters.snapshot();
+            clean &= s.dropped_shutdown == 0 && s.queued == 0 && s.in_flight == 0;
         }
         self.closed.store(true, Ordering::SeqCst);
-        self.reporter.drain(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))) && clean
+        // Reports of what was given up at the deadline get a short grace to reach the callback.
+        let reported = self.reporter.drain(crate::later(deadline, crate::pipeline::REPORT_GRACE));
+        reported && clean && self.counters.snapshot().reports_dropped == reports_dropped_before
     }
 
     /// A snapshot of the counters. Cheap; never blocks.

@@ -449,3 +449,58 @@ fn missing_token_is_a_typed_error_and_the_env_var_is_a_fallback() {
     c.access_token = Some(trackcore::Secret::new("x"));
     assert!(Tracker::new(c).is_ok());
 }
+
+#[test]
+fn an_event_refused_with_404_can_be_tracked_again_once_the_contact_exists() {
+    let emu = emulator_with(EmulatorConfig { tokens: vec![TOKEN.into()], require_known_users: true, ..Default::default() });
+    let (t, reports) = tracker(&emu, &[]);
+    let signup = || ev(1).created_at(1_700_000_000);
+    t.track(signup()).unwrap();
+    assert!(t.flush(Duration::from_secs(10)));
+    assert_eq!(codes(&reports), vec!["rejected"]);
+    emu.add_contact(Some("u-1"), None).unwrap();
+    t.track(signup()).unwrap();
+    assert!(t.flush(Duration::from_secs(10)));
+    let s = t.stats();
+    assert_eq!((s.delivered, s.deduplicated, s.failed_rejected), (1, 0, 1), "{s:?}");
+    assert_eq!(emu.events().len(), 1);
+}
+
+#[test]
+fn a_redirect_is_a_refusal_not_a_delivery() {
+    let emu = emulator();
+    emu.script(vec![ScriptedResponse::status(302)]);
+    let (t, reports) = tracker(&emu, &[]);
+    t.track(ev(1)).unwrap();
+    assert!(t.flush(Duration::from_secs(10)));
+    let s = t.stats();
+    assert_eq!((s.delivered, s.failed_rejected, s.retried), (0, 1, 0), "{s:?}");
+    assert_eq!(codes(&reports), vec!["rejected"]);
+}
+
+#[test]
+fn shutdown_reports_every_event_it_gives_up_even_in_bulk() {
+    let emu = emulator_with(EmulatorConfig { tokens: vec!["not-ours".into()], ..Default::default() });
+    let (t, reports) = tracker(&emu, &[("queue_capacity", OptionValue::Int(20_000))]);
+    for i in 0..15_000 {
+        t.track(ev(i)).unwrap();
+    }
+    assert!(!t.shutdown(Duration::from_millis(500)));
+    let s = t.stats();
+    assert_eq!((s.dropped_shutdown, s.reports_dropped), (15_000, 0), "{s:?}");
+    let r = codes(&reports);
+    assert_eq!(r.iter().filter(|c| *c == "undelivered_at_shutdown").count(), 15_000);
+    assert_accounted(&s);
+}
+
+#[test]
+fn flush_after_shutdown_answers_at_once_and_huge_timeouts_do_not_panic() {
+    let emu = emulator();
+    let (t, _) = tracker(&emu, &[]);
+    t.track(ev(1)).unwrap();
+    assert!(t.flush(Duration::MAX));
+    assert!(t.shutdown(Duration::MAX));
+    let start = Instant::now();
+    assert!(t.flush(Duration::from_secs(5)), "nothing is left");
+    assert!(start.elapsed() < Duration::from_millis(500), "{:?}", start.elapsed());
+}
