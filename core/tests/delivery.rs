@@ -488,8 +488,14 @@ fn shutdown_reports_every_event_it_gives_up_even_in_bulk() {
     assert!(!t.shutdown(Duration::from_millis(500)));
     let s = t.stats();
     assert_eq!((s.dropped_shutdown, s.reports_dropped), (15_000, 0), "{s:?}");
-    let r = codes(&reports);
-    assert_eq!(r.iter().filter(|c| *c == "undelivered_at_shutdown").count(), 15_000);
+    // All 15,000 reports were queued (none dropped); on a loaded machine the
+    // callback may still be working through them when the bounded shutdown returns.
+    let given_up = || codes(&reports).iter().filter(|c| *c == "undelivered_at_shutdown").count();
+    let until = Instant::now() + Duration::from_secs(20);
+    while given_up() < 15_000 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(given_up(), 15_000);
     assert_accounted(&s);
 }
 
