@@ -25,10 +25,8 @@ export TRACKCORE_BASE_URL="$base_url" INTERCOM_ACCESS_TOKEN="$token"
 echo "==> Rust"
 "$root/target/release/examples/demo"
 
-if [ -x "$root/scripts/demo-python.sh" ]; then
-    echo "==> Python"
-    bash "$root/scripts/demo-python.sh"
-fi
+echo "==> Python"
+bash "$root/scripts/demo-python.sh"
 
 echo "==> what Intercom (the emulator) received"
 python3 - "$base_url" <<'PY'

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up the Python binding from scratch: a venv at bindings-python/.venv with
+# the pinned dev dependencies, and the extension built into it (maturin, release).
+# Needs only python3 (3.9+, with venv and pip), cargo and the package registries.
+# Prints the venv's python on its last line.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="$HERE/.venv"
+PYTHON="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/requirements-dev.txt"
+(cd "$HERE" && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop --release --quiet)
+echo "$VENV/bin/python"
