@@ -283,10 +283,16 @@ impl Dispatcher {
         self.give_up_at_shutdown();
     }
 
-    /// Take up to `batch_size` queued messages; `true` if there was any.
+    /// Take up to `batch_size` queued messages, while the backlog has room;
+    /// `true` if there was any.
     fn drain_batch(&mut self) -> bool {
         let mut any = false;
+        // Room is checked per message: a producer refilling the queue as fast
+        // as it is drained must not carry the backlog past its cap.
         for _ in 0..self.batch_size {
+            if self.unsettled.len() >= self.backlog_cap {
+                break;
+            }
             match self.ingress.try_recv() {
                 Ok(m) => {
                     self.receive(m);
