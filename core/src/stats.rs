@@ -7,26 +7,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// A value alone on its cache line (128 bytes, as adjacent-line prefetch
-/// pairs lines): the struct is that large and aligned, so nothing shares it.
-#[derive(Default)]
-#[repr(align(128))]
-pub(crate) struct Padded<T>(pub T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
 #[derive(Default)]
 pub(crate) struct Counters {
-    /// Written by every `track()` on the callers' threads; the other counters
-    /// are written by the background threads (`deduplicated` once per copy),
-    /// so sharing a line with them would make each `track()` fetch it from
-    /// another core.
-    pub tracked: Padded<AtomicU64>,
+    pub tracked: AtomicU64,
     pub delivered: AtomicU64,
     pub retried: AtomicU64,
     pub failed_rejected: AtomicU64,

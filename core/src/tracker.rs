@@ -1,8 +1,7 @@
 //! The public face: [`Tracker`].
 
-use std::cell::RefCell;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -60,46 +59,13 @@ type NameSet = HashSet<String, std::hash::BuildHasherDefault<Fnv>>;
 
 /// Distinct-name cap and allow-list, checked on the caller's thread.
 struct NameGuard {
-    /// Tells this guard's entries in [`LAST_NAME`] from other trackers'.
-    id: u64,
     seen: RwLock<NameSet>,
     cap: usize,
     allowed: Option<NameSet>,
 }
 
-static NEXT_GUARD_ID: AtomicU64 = AtomicU64::new(1);
-
-thread_local! {
-    /// The last name this thread got accepted, and by which guard. A name once
-    /// accepted stays accepted (the set only grows and the allow-list never
-    /// changes), so a match skips hashing the name and the lock, whose read-lock
-    /// and unlock are two atomic read-modify-writes on a line all callers share.
-    static LAST_NAME: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
-}
-
 impl NameGuard {
-    fn new(cap: usize, allowed: Option<NameSet>) -> Self {
-        NameGuard { id: NEXT_GUARD_ID.fetch_add(1, Ordering::Relaxed), seen: RwLock::new(NameSet::default()), cap, allowed }
-    }
-
     fn check(&self, name: &str) -> Result<(), Error> {
-        let cached = LAST_NAME.try_with(|l| l.try_borrow().is_ok_and(|l| l.0 == self.id && l.1 == name));
-        if cached == Ok(true) {
-            return Ok(());
-        }
-        self.check_locked(name)?;
-        // Unavailable only while this thread's locals are being torn down: then just don't cache.
-        let _ = LAST_NAME.try_with(|l| {
-            if let Ok(mut l) = l.try_borrow_mut() {
-                l.0 = self.id;
-                l.1.clear();
-                l.1.push_str(name);
-            }
-        });
-        Ok(())
-    }
-
-    fn check_locked(&self, name: &str) -> Result<(), Error> {
         if let Some(allowed) = &self.allowed {
             if !allowed.contains(name) {
                 return Err(Error::EventNameNotAllowed { name: name.into() });
@@ -144,10 +110,11 @@ impl Tracker {
             };
             Mode::Live(Pipeline::start(&config, http, limiter, reporter.clone(), counters.clone())?)
         };
-        let names = NameGuard::new(
-            config.max_event_names,
-            config.allowed_event_names.as_ref().map(|v| v.iter().cloned().collect()),
-        );
+        let names = NameGuard {
+            seen: RwLock::new(NameSet::default()),
+            cap: config.max_event_names,
+            allowed: config.allowed_event_names.as_ref().map(|v| v.iter().cloned().collect()),
+        };
         Ok(Tracker { config, names, counters, reporter, closed: AtomicBool::new(false), mode })
     }
 
