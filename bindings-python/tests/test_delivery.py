@@ -181,7 +181,7 @@ def test_flush_releases_the_gil_while_it_waits(start_emulator):
 def test_block_overflow_waits_without_the_gil_then_drops_the_event(start_emulator):
     emu = start_emulator("--latency-ms", "2000")
     errors = Collector()
-    tracker = live(emu, on_error=errors, overflow="block", queue_capacity=1, batch_size=1,
+    tracker = live(emu, on_error=errors, overflow="block", queue_capacity=1, max_pending=1, batch_size=1,
                    max_in_flight=1, block_timeout=0.4)
     ticks = [0]
     stop = threading.Event()

@@ -12,8 +12,11 @@ import urllib.request
 
 APP = textwrap.dedent(
     """
+    import itertools
     import os
     import trackcore
+
+    requests = itertools.count()  # distinct users, so no two requests are copies of one event
 
     tracker = trackcore.Tracker(os.environ["EMU_TOKEN"], base_url=os.environ["EMU_URL"], max_in_flight=1)
     # Queued in the master, still in flight when the workers fork (the emulator is slow).
@@ -21,7 +24,7 @@ APP = textwrap.dedent(
         tracker.track("booted", user_id=f"master-{i}")
 
     def app(environ, start_response):
-        tracker.track("served", user_id=f"worker-{os.getpid()}", metadata={"path": environ["PATH_INFO"]})
+        tracker.track("served", user_id=f"worker-{os.getpid()}-{next(requests)}", metadata={"path": environ["PATH_INFO"]})
         ok = tracker.flush(10)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [f"{os.getpid()} {ok}".encode()]

@@ -96,6 +96,10 @@ pub struct Config {
     pub api_version: String,
     /// Events the queue holds before the overflow policy applies.
     pub queue_capacity: usize,
+    /// Events the dispatcher holds beyond the queue (waiting for pacing, retrying,
+    /// in flight) before it stops taking more from the queue. Grows on demand,
+    /// so a burst is absorbed without allocating for it up front.
+    pub max_pending: usize,
     /// What to do when the queue is full.
     pub overflow: Overflow,
     /// How long `track()` may wait under [`Overflow::Block`].
@@ -144,6 +148,7 @@ impl Default for Config {
             base_url: None,
             api_version: "2.14".into(),
             queue_capacity: 10_000,
+            max_pending: 200_000,
             overflow: Overflow::DropNewest,
             block_timeout: Duration::from_millis(100),
             max_in_flight: 32,
@@ -228,7 +233,8 @@ impl Config {
             o("region", "str", "us".into(), "us, eu or au"),
             o("base_url", "str", "".into(), "overrides the region's host"),
             o("api_version", "str", d.api_version.clone(), "Intercom-Version header"),
-            o("queue_capacity", "int", d.queue_capacity.to_string(), "events held before overflow applies"),
+            o("queue_capacity", "int", d.queue_capacity.to_string(), "hand-off queue; overflow applies when it and max_pending are full"),
+            o("max_pending", "int", d.max_pending.to_string(), "events held beyond the queue while pacing and retrying"),
             o("overflow", "str", d.overflow.as_str().into(), "drop_newest, drop_oldest or block"),
             o("block_timeout", "float", secs(d.block_timeout), "seconds track() may wait under overflow=block"),
             o("max_in_flight", "int", d.max_in_flight.to_string(), "concurrent HTTP requests"),
@@ -333,6 +339,7 @@ impl Config {
             "dedupe" => self.dedupe = as_bool(&value)?,
             "memory" => self.memory = as_bool(&value)?,
             "batch_size" => self.batch_size = as_count(&value, 1)?.min(100_000) as usize,
+            "max_pending" => self.max_pending = as_count(&value, 1)?.min(100_000_000) as usize,
             "drop_timeout" => self.drop_timeout = as_secs(&value)?,
             "user_agent_suffix" => self.user_agent_suffix = as_str(&value)?,
             _ => return Err(bad("unknown option".into())),
@@ -354,6 +361,7 @@ impl Config {
             "rate_limit_per_minute" => OptionValue::Int(d.rate_limit_per_minute as i64),
             "max_retries" => OptionValue::Int(d.max_retries as i64),
             "max_event_names" => OptionValue::Int(d.max_event_names as i64),
+            "max_pending" => OptionValue::Int(d.max_pending as i64),
             "batch_size" => OptionValue::Int(d.batch_size as i64),
             "block_timeout" => OptionValue::Float(d.block_timeout.as_secs_f64()),
             "request_timeout" => OptionValue::Float(d.request_timeout.as_secs_f64()),

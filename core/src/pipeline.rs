@@ -190,7 +190,7 @@ impl Pipeline {
             backoff_max: cfg.backoff_max,
             probe_interval: cfg.auth_probe_interval,
             batch_size: cfg.batch_size,
-            backlog_cap: cfg.queue_capacity.max(cfg.max_in_flight * 2),
+            backlog_cap: cfg.max_pending.max(cfg.max_in_flight * 2),
             dedupe: cfg.dedupe.then(|| RecentKeys::new(DEDUPE_MEMORY)),
             next_seq: 0,
             unsettled: BTreeSet::new(),

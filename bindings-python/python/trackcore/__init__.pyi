@@ -82,6 +82,7 @@ class Tracker:
         base_url: Optional[str] = ...,
         api_version: str = ...,
         queue_capacity: int = ...,
+        max_pending: int = ...,
         overflow: Literal["drop_newest", "drop_oldest", "block"] = ...,
         block_timeout: float = ...,
         max_in_flight: int = ...,
