@@ -11,6 +11,9 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
+use std::net::{IpAddr, SocketAddr};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::config::{Config, Secret};
 use crate::ratelimit::{RateLimitInfo, RateLimiter};
@@ -46,7 +49,7 @@ impl Http {
         if url.parse::<ureq::http::Uri>().is_err() {
             return Err(Error::InvalidConfig { option: "base_url".into(), reason: format!("{url:?} is not a valid URL") });
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             // A redirect would turn the POST into a GET without the token:
             // treat 3xx as a refusal instead of counting a login page as delivered.
@@ -54,8 +57,8 @@ impl Http {
             .timeout_global(Some(cfg.request_timeout))
             .max_idle_connections(cfg.max_in_flight.max(8))
             .max_idle_connections_per_host(cfg.max_in_flight.max(8))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(config, DefaultConnector::new(), LiteralResolver(DefaultResolver::default()));
         Ok(Http {
             agent,
             url,
@@ -94,6 +97,40 @@ impl Http {
         let text = resp.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
         limiter.observe(&info);
         classify(status, &text, retry_after.as_deref(), info.reset)
+    }
+}
+
+/// ureq resolves the host before every request, even when a pooled
+/// connection will be used, and with a timeout set its default resolver
+/// spawns a thread per lookup. An IP literal (a local emulator or proxy) needs
+/// no lookup: its one address is returned at once. Host names go to ureq's
+/// default resolver unchanged.
+#[derive(Debug)]
+struct LiteralResolver(DefaultResolver);
+
+impl Resolver for LiteralResolver {
+    fn resolve(&self, uri: &ureq::http::Uri, config: &ureq::config::Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let literal = uri.scheme().zip(uri.authority()).and_then(|(scheme, authority)| {
+            let host = authority.host();
+            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            let ip = host.parse::<IpAddr>().ok()?;
+            let default_port = match scheme.as_str() {
+                "http" => Some(80),
+                "https" => Some(443),
+                _ => None,
+            };
+            let port = authority.port_u16().or(default_port)?;
+            Some(SocketAddr::new(ip, port))
+        });
+        let Some(addr) = literal else { return self.0.resolve(uri, config, timeout) };
+        let mut result = self.empty();
+        for a in config.ip_family().keep_wanted(std::iter::once(addr)) {
+            result.push(a);
+        }
+        if result.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(result)
     }
 }
 
@@ -169,6 +206,19 @@ pub(crate) fn spawn_senders<J: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_literals_resolve_without_a_lookup() {
+        let config = ureq::config::Config::default();
+        let timeout = NextTimeout { after: ureq::unversioned::transport::time::Duration::NotHappening, reason: ureq::Timeout::Global, per_read: None, per_write: None };
+        let r = LiteralResolver(DefaultResolver::default());
+        let got = |u: &str| r.resolve(&u.parse().unwrap(), &config, timeout).unwrap().iter().copied().collect::<Vec<_>>();
+        assert_eq!(got("http://127.0.0.1:8080/events"), vec!["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(got("https://10.1.2.3/events"), vec!["10.1.2.3:443".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(got("http://[::1]:9/events"), vec!["[::1]:9".parse::<SocketAddr>().unwrap()]);
+        // Host names still go through ureq's resolver.
+        assert!(got("http://localhost:8080/events").iter().all(|a| a.port() == 8080 && a.ip().is_loopback()));
+    }
 
     #[test]
     fn classifies_intercom_statuses() {
