@@ -276,7 +276,14 @@ impl Dispatcher {
                     }
                     Err(_) => { self.shutdown_deadline.get_or_insert(now); }
                 },
-                recv(self.results) -> r => if let Ok((job, outcome)) = r { self.on_outcome(job, outcome) },
+                recv(self.results) -> r => if let Ok((job, outcome)) = r {
+                    self.on_outcome(job, outcome);
+                    // Take the other answers already here (at most one per request
+                    // in flight) before the next round of dispatching.
+                    while let Ok((job, outcome)) = self.results.try_recv() {
+                        self.on_outcome(job, outcome);
+                    }
+                },
                 default(timeout) => {}
             }
         }
