@@ -147,9 +147,9 @@ struct Dispatcher {
     unsettled: BTreeSet<u64>,
     ready: VecDeque<Job>,
     retrying: BinaryHeap<Reverse<Timed>>,
-    in_flight: usize,
-    /// Copies of the bodies under way, so a shutdown that cannot wait for
-    /// them can still report each one.
+    /// The requests under way, with a copy of each body so a shutdown that
+    /// cannot wait for them can still report each one. Its length is the
+    /// number of requests in flight.
     in_flight_bodies: std::collections::HashMap<u64, Vec<u8>>,
     flushers: Vec<(u64, Sender<bool>, Instant)>,
     paused_until: Option<Instant>,
@@ -196,7 +196,6 @@ impl Pipeline {
             unsettled: BTreeSet::new(),
             ready: VecDeque::new(),
             retrying: BinaryHeap::new(),
-            in_flight: 0,
             in_flight_bodies: std::collections::HashMap::new(),
             flushers: Vec::new(),
             paused_until: None,
@@ -383,12 +382,12 @@ impl Dispatcher {
     }
 
     fn send_next(&mut self, now: Instant, limit: usize) -> Option<Instant> {
-        while self.in_flight < limit && !self.ready.is_empty() {
+        while self.in_flight_bodies.len() < limit && !self.ready.is_empty() {
             let permit = catch_unwind(AssertUnwindSafe(|| self.limiter.try_acquire(now)))
                 .unwrap_or(Err(Duration::from_secs(1))); // a custom limiter that panics: wait, don't die
             if let Err(wait) = permit {
                 self.waiting_since.get_or_insert(now);
-                if self.probing && self.in_flight == 0 {
+                if self.probing && self.in_flight_bodies.is_empty() {
                     self.probing = false; // try the probe again when pacing allows
                 }
                 return Some(crate::later(now, wait));
@@ -398,7 +397,6 @@ impl Dispatcher {
             }
             let Some(mut job) = self.ready.pop_front() else { break };
             job.first_sent.get_or_insert(now);
-            self.in_flight += 1;
             self.in_flight_bodies.insert(job.seq, job.body.clone());
             Counters::add(&self.counters.in_flight, 1);
             if self.work.send(job).is_err() {
@@ -427,7 +425,6 @@ impl Dispatcher {
     }
 
     fn on_outcome(&mut self, mut job: Job, outcome: Outcome) {
-        self.in_flight -= 1;
         self.in_flight_bodies.remove(&job.seq);
         self.counters.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
@@ -481,7 +478,7 @@ impl Dispatcher {
     fn give_up_at_shutdown(mut self) {
         // Wait for requests already under way, within the deadline.
         let deadline = self.shutdown_deadline.unwrap_or_else(Instant::now);
-        while self.in_flight > 0 {
+        while !self.in_flight_bodies.is_empty() {
             match self.results.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok((job, outcome)) => self.on_outcome(job, outcome),
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
@@ -505,7 +502,6 @@ impl Dispatcher {
             self.settle(seq);
             self.reporter.report_until(body, Error::UndeliveredAtShutdown, crate::later(deadline, REPORT_GRACE));
         }
-        self.in_flight = 0;
         self.answer_flushers();
         for (_, tx, _) in self.flushers.drain(..) {
             let _ = tx.send(false);

@@ -155,7 +155,7 @@ impl Tracker {
 
     /// Count and report events left in the queue after the dispatcher stopped.
     fn drain_stranded(&self, p: &Pipeline) {
-        let deadline = crate::later(Instant::now(), Duration::from_millis(100));
+        let deadline = crate::later(Instant::now(), crate::pipeline::REPORT_GRACE);
         while let Ok(m) = p.evict.try_recv() {
             match m {
                 Msg::Event(ev) => {
