@@ -8,7 +8,7 @@
 use std::io;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use std::net::{IpAddr, SocketAddr};
@@ -142,10 +142,6 @@ fn transport_reason(e: &ureq::Error) -> String {
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 /// Turn a status and body into an [`Outcome`].
 pub(crate) fn classify(status: u16, body: &str, retry_after: Option<&str>, reset: Option<i64>) -> Outcome {
     match status {
@@ -158,7 +154,7 @@ pub(crate) fn classify(status: u16, body: &str, retry_after: Option<&str>, reset
             } else {
                 format!("HTTP {status} {code}: {message}")
             };
-            let wait = retry::server_hint(retry_after, if status == 429 { reset } else { None }, unix_now());
+            let wait = retry::server_hint(retry_after, if status == 429 { reset } else { None }, crate::unix_now().as_secs_f64());
             Outcome::Retry { reason, wait, status: Some(status) }
         }
         _ => {

@@ -8,7 +8,7 @@
 //! where one budget is shared by many processes through Redis.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// What one response said about the rate limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -83,10 +83,6 @@ impl WindowLimiter {
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 impl RateLimiter for WindowLimiter {
     fn try_acquire(&self, now: Instant) -> Result<(), Duration> {
         let mut s = self.lock();
@@ -115,7 +111,7 @@ impl RateLimiter for WindowLimiter {
                 s.set_allowance(limit as f64);
             }
         }
-        let until_reset = info.reset.map(|r| r as f64 - unix_now());
+        let until_reset = info.reset.map(|r| r as f64 - crate::unix_now().as_secs_f64());
         let exhausted = info.status == 429 || info.remaining == Some(0);
         if exhausted {
             // Wait for the window to reset (a whole window when Intercom gives no reset).
@@ -161,7 +157,7 @@ mod tests {
     #[test]
     fn stops_until_reset_on_429() {
         let l = WindowLimiter::new(10_000);
-        let reset = unix_now() as i64 + 2;
+        let reset = crate::unix_now().as_secs() as i64 + 2;
         l.observe(&RateLimitInfo { status: 429, limit: Some(1666), remaining: Some(0), reset: Some(reset) });
         let wait = l.try_acquire(Instant::now()).unwrap_err();
         assert!(wait > Duration::from_millis(900), "{wait:?}");

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, SendTimeoutError, TrySendError};
 
@@ -86,10 +86,6 @@ impl NameGuard {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 impl Tracker {
     /// Start a tracker: checks the configuration, then (unless `memory`) starts
     /// the dispatcher, sender and reporter threads. Fails with
@@ -133,7 +129,7 @@ impl Tracker {
         if self.closed.load(Ordering::Relaxed) {
             return Err(Error::Closed);
         }
-        let prepared = event.prepare(unix_now())?;
+        let prepared = event.prepare(crate::unix_now().as_secs() as i64)?;
         self.names.check(&event.event_name)?;
         Counters::add(&self.counters.tracked, 1);
         match &self.mode {
