@@ -154,25 +154,35 @@ def test_shutdown_is_bounded_and_reports_what_was_not_delivered(start_emulator):
     assert info.value.code == "closed" and isinstance(info.value, RuntimeError)
 
 
+class Spinner:
+    """A Python thread counting loop turns while the block runs: it only
+    advances while nobody holds the GIL."""
+
+    def __enter__(self) -> "Spinner":
+        self.ticks = 0
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._spin)
+        self._worker.start()
+        return self
+
+    def _spin(self) -> None:
+        while not self._stop.is_set():
+            self.ticks += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._worker.join()
+
+
 def test_flush_releases_the_gil_while_it_waits(start_emulator):
     emu = start_emulator("--latency-ms", "600")
     tracker = live(emu)
     tracker.track("slow", user_id="u-1")
-    ticks = [0]
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            ticks[0] += 1
-
-    worker = threading.Thread(target=spin)
-    worker.start()
-    time.sleep(0.05)
-    before = ticks[0]
-    assert tracker.flush(5) is True
-    during = ticks[0] - before
-    stop.set()
-    worker.join()
+    with Spinner() as spinner:
+        time.sleep(0.05)
+        before = spinner.ticks
+        assert tracker.flush(5) is True
+        during = spinner.ticks - before
     # A flush holding the GIL would freeze the spinning thread for ~0.6 s.
     assert during > 10_000, during
     tracker.shutdown(2)
@@ -183,25 +193,15 @@ def test_block_overflow_waits_without_the_gil_then_drops_the_event(start_emulato
     errors = Collector()
     tracker = live(emu, on_error=errors, overflow="block", queue_capacity=1, max_pending=1, batch_size=1,
                    max_in_flight=1, block_timeout=0.4)
-    ticks = [0]
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            ticks[0] += 1
-
-    worker = threading.Thread(target=spin)
-    worker.start()
-    start = time.monotonic()
-    for i in range(6):
-        tracker.track("burst", user_id=f"u-{i}")
-    elapsed = time.monotonic() - start
-    stop.set()
-    worker.join()
+    with Spinner() as spinner:
+        start = time.monotonic()
+        for i in range(6):
+            tracker.track("burst", user_id=f"u-{i}")
+        elapsed = time.monotonic() - start
     stats = tracker.stats()
     assert stats["dropped_queue_full"] >= 1, stats
     assert elapsed >= 0.4, elapsed  # at least one call waited for room
-    assert ticks[0] > 10_000, ticks[0]  # ... and let other threads run meanwhile
+    assert spinner.ticks > 10_000, spinner.ticks  # ... and let other threads run meanwhile
     tracker.shutdown(0)
 
 
