@@ -100,7 +100,7 @@ impl Emulator {
     /// Back to the state at start: events, names, contacts, stats, script,
     /// rate-limit window and configuration.
     pub fn reset(&self) {
-        lock(&self.shared).reset();
+        lock(&self.shared).reset(SystemTime::now());
     }
 
     /// The configuration in force now.

@@ -30,6 +30,7 @@
 mod config;
 mod emulator;
 mod errors;
+mod gate;
 mod ratelimit;
 mod script;
 mod server;
@@ -39,6 +40,7 @@ mod validate;
 pub use config::{ConfigUpdate, EmulatorConfig, DEFAULT_MAX_EVENT_NAMES, DEFAULT_RATE_LIMIT_PER_MINUTE, DEFAULT_TOKEN};
 pub use emulator::Emulator;
 pub use errors::ApiError;
+pub use gate::GateStatus;
 pub use ratelimit::{window_allowance, WindowCount, WINDOW_SECS};
 pub use script::ScriptedResponse;
 pub use state::{Contact, Stats, StoredEvent, WindowStats};

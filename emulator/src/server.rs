@@ -27,8 +27,9 @@ use tower::Service;
 
 use crate::config::ConfigUpdate;
 use crate::errors::{self, ApiError};
+use crate::gate::GateStatus;
 use crate::script::ScriptedResponse;
-use crate::state::{Reply, State};
+use crate::state::{Admission, Reply, State};
 use crate::validate::validate_event;
 
 /// State shared by all connections.
@@ -37,6 +38,47 @@ pub(crate) type Shared = Arc<Mutex<State>>;
 /// Locks the state; a panic elsewhere must not take the emulator down with it.
 pub(crate) fn lock(s: &Shared) -> MutexGuard<'_, State> {
     s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits until `ready` holds for the state, or `timeout` passes (`false`).
+///
+/// Event-driven: it re-checks only when the state signals a change (events
+/// stored, gate changed), never by polling.
+pub(crate) async fn wait_until(shared: &Shared, timeout: Duration, ready: impl Fn(&State) -> bool) -> bool {
+    let mut changes = {
+        let st = lock(shared);
+        if ready(&st) {
+            return true;
+        }
+        // Subscribed under the same lock as the check: no change can slip between.
+        st.subscribe()
+    };
+    let wait = async {
+        loop {
+            if changes.changed().await.is_err() {
+                return false;
+            }
+            if ready(&lock(shared)) {
+                return true;
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+}
+
+/// Forgets a held request if its handler is dropped before the reply came,
+/// which is what hyper does when the client disconnects.
+struct ForgetIfDropped {
+    shared: Shared,
+    id: Option<u64>,
+}
+
+impl Drop for ForgetIfDropped {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            lock(&self.shared).forget_held(id);
+        }
+    }
 }
 
 /// Response extension asking the accept loop to close the connection unanswered.
@@ -106,7 +148,21 @@ async fn post_events(AxState(s): AxState<Shared>, headers: HeaderMap, body: Byte
         })
         .collect();
     let parsed = validate_event(&body);
-    let reply = lock(&s).post_event(authorization(&headers), parsed, recorded, SystemTime::now());
+    let admission = lock(&s).receive_event(authorization(&headers), parsed, recorded, SystemTime::now());
+    let reply = match admission {
+        Admission::Answer(reply) => reply,
+        Admission::Held { id, reply } => {
+            let mut guard = ForgetIfDropped { shared: s.clone(), id: Some(id) };
+            let reply = reply.await;
+            guard.id = None;
+            match reply {
+                Ok(reply) => reply,
+                // Every path that takes a request off the gate answers it; if one
+                // ever does not, the client sees a closed connection, not a hang.
+                Err(_) => Reply::dropped(),
+            }
+        }
+    };
     respond(reply).await
 }
 
@@ -139,7 +195,7 @@ async fn control_stats(AxState(s): AxState<Shared>) -> Response {
 }
 
 async fn control_reset(AxState(s): AxState<Shared>) -> Response {
-    lock(&s).reset();
+    lock(&s).reset(SystemTime::now());
     json_response(200, json!({"reset": true}).to_string())
 }
 
@@ -182,6 +238,87 @@ async fn control_config_set(AxState(s): AxState<Shared>, body: Bytes) -> Respons
     }
 }
 
+fn gate_response(status: u16, g: GateStatus) -> Response {
+    json_response(status, serde_json::to_string(&g).unwrap_or_default())
+}
+
+/// `{"hold": bool}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateSet {
+    hold: bool,
+}
+
+/// `{"count": n}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateRelease {
+    count: usize,
+}
+
+/// Default bound of the `/wait` endpoints when `timeout_ms` is not given.
+const DEFAULT_WAIT_MS: u64 = 5_000;
+
+/// Reads the `/wait` query: each of `allowed` (a number, default 0) plus
+/// `timeout_ms`. Unknown parameters are refused so a typo cannot turn a wait
+/// into an immediate success. `Err` is the message of the 400.
+fn wait_query(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(Vec<u64>, Duration), String> {
+    if let Some(k) = q.keys().find(|k| k.as_str() != "timeout_ms" && !allowed.contains(&k.as_str())) {
+        return Err(format!("unknown parameter {k:?}; expected {} or timeout_ms", allowed.join(", ")));
+    }
+    let num = |k: &str, default: u64| -> Result<u64, String> {
+        match q.get(k) {
+            None => Ok(default),
+            Some(v) => v.parse::<u64>().map_err(|_| format!("{k} must be a non-negative integer, got {v:?}")),
+        }
+    };
+    let values = allowed.iter().map(|k| num(k, 0)).collect::<Result<Vec<_>, _>>()?;
+    Ok((values, Duration::from_millis(num("timeout_ms", DEFAULT_WAIT_MS)?)))
+}
+
+async fn control_gate_get(AxState(s): AxState<Shared>) -> Response {
+    let g = lock(&s).gate_status();
+    gate_response(200, g)
+}
+
+async fn control_gate_set(AxState(s): AxState<Shared>, body: Bytes) -> Response {
+    match serde_json::from_slice::<GateSet>(&body) {
+        Ok(GateSet { hold }) => {
+            let g = lock(&s).set_hold(hold, SystemTime::now());
+            gate_response(200, g)
+        }
+        Err(e) => bad_request(format!("expected {{\"hold\": true|false}}: {e}")),
+    }
+}
+
+async fn control_gate_release(AxState(s): AxState<Shared>, body: Bytes) -> Response {
+    match serde_json::from_slice::<GateRelease>(&body) {
+        Ok(GateRelease { count }) => {
+            let mut st = lock(&s);
+            st.release_held(count, SystemTime::now());
+            gate_response(200, st.gate_status())
+        }
+        Err(e) => bad_request(format!("expected {{\"count\": n}}: {e}")),
+    }
+}
+
+/// `GET /__emulator/gate/wait?held=N&gone=M&timeout_ms=T`: 200 once at least N
+/// requests are held and at least M have gone, else 408 after T.
+async fn control_gate_wait(AxState(s): AxState<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let (min, timeout) = match wait_query(&q, &["held", "gone"]) {
+        Ok(x) => x,
+        Err(message) => return bad_request(message),
+    };
+    let (held, gone) = (min[0], min[1]);
+    let ok = wait_until(&s, timeout, |st| {
+        let g = st.gate_status();
+        g.held as u64 >= held && g.gone >= gone
+    })
+    .await;
+    let g = lock(&s).gate_status();
+    gate_response(if ok { 200 } else { 408 }, g)
+}
+
 async fn fallback() -> Response {
     json_response(404, ApiError::new(404, errors::NOT_FOUND, "Resource Not Found").body())
 }
@@ -192,6 +329,9 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route("/events", post(post_events).get(get_events))
         .route("/contacts", post(post_contacts))
         .route("/__emulator/events", get(control_events))
+        .route("/__emulator/gate", get(control_gate_get).post(control_gate_set))
+        .route("/__emulator/gate/release", post(control_gate_release))
+        .route("/__emulator/gate/wait", get(control_gate_wait))
         .route("/__emulator/stats", get(control_stats))
         .route("/__emulator/reset", post(control_reset))
         .route("/__emulator/contacts", get(control_contacts))

@@ -2,15 +2,19 @@
 //!
 //! Everything here runs under one mutex held for microseconds; the HTTP layer
 //! (`server.rs`) turns a [`Reply`] into a response after the lock is released.
+//! Waiters (the `/wait` control endpoints, the handle's `wait_*` methods) watch
+//! [`State::subscribe`], which ticks on every change they could be waiting for.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use tokio::sync::{oneshot, watch};
 
 use crate::config::EmulatorConfig;
 use crate::errors::{self, ApiError};
+use crate::gate::{Gate, GateStatus};
 use crate::ratelimit::{Decision, Limiter, WindowCount};
 use crate::script::ScriptedResponse;
 use crate::validate::ValidEvent;
@@ -183,6 +187,13 @@ impl Reply {
         }
     }
 
+    /// Close the connection without answering.
+    pub(crate) fn dropped() -> Self {
+        let mut r = Reply::new(0, None);
+        r.drop = true;
+        r
+    }
+
     fn error(e: &ApiError) -> Self {
         Reply::new(e.status, Some(e.body()))
     }
@@ -216,6 +227,26 @@ enum Processed {
     Duplicate,
 }
 
+/// A `POST /events` held by the gate: everything needed to process it later,
+/// and where its reply goes.
+#[derive(Debug)]
+pub(crate) struct HeldEvent {
+    authorization: Option<String>,
+    parsed: Result<ValidEvent, ApiError>,
+    headers: BTreeMap<String, String>,
+    reply_to: oneshot::Sender<Reply>,
+}
+
+/// What became of a `POST /events` on arrival.
+#[derive(Debug)]
+pub(crate) enum Admission {
+    /// Processed now; send this.
+    Answer(Reply),
+    /// Held by the closed gate. The reply comes on `reply` once released; if
+    /// the client goes away first, call [`State::forget_held`] with `id`.
+    Held { id: u64, reply: oneshot::Receiver<Reply> },
+}
+
 /// All mutable emulator state.
 pub(crate) struct State {
     initial: EmulatorConfig,
@@ -232,6 +263,10 @@ pub(crate) struct State {
     limiter: Limiter,
     counters: Counters,
     rng: fastrand::Rng,
+    gate: Gate<HeldEvent>,
+    /// Ticks whenever events are stored or the gate changes. Kept across resets,
+    /// so a waiter subscribed before a reset still hears about later changes.
+    changes: watch::Sender<u64>,
 }
 
 /// Unix seconds (fractional) of `t`.
@@ -265,6 +300,8 @@ impl State {
             limiter: Limiter::default(),
             counters: Counters::default(),
             rng,
+            gate: Gate::default(),
+            changes: watch::Sender::new(0),
         };
         s.seed_contacts();
         s
@@ -284,9 +321,28 @@ impl State {
         }
     }
 
-    /// Back to the state at start: config, contacts, events, names, stats, script, window.
-    pub fn reset(&mut self) {
+    /// Back to the state at start: config, contacts, events, names, stats,
+    /// script, window, and an open gate with zeroed counters.
+    ///
+    /// Held requests are released first and processed against the state being
+    /// discarded, so their clients get an answer and nothing of theirs
+    /// survives into the fresh state.
+    pub fn reset(&mut self, now: SystemTime) {
+        self.set_hold(false, now);
+        let changes = std::mem::replace(&mut self.changes, watch::Sender::new(0));
         *self = State::new(self.initial.clone());
+        self.changes = changes;
+        self.changed();
+    }
+
+    /// Tells waiters to look again.
+    fn changed(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that sees a change after every store or gate change from now on.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     fn insert_contact(
@@ -405,11 +461,79 @@ impl State {
         self.finish(Reply::error(&e).rate(d), delay)
     }
 
-    /// `POST /events`.
+    /// A `POST /events` arrives: held if the gate is closed (before anything
+    /// else, authentication included), otherwise processed at once.
+    pub fn receive_event(
+        &mut self,
+        authorization: Option<&str>,
+        parsed: Result<ValidEvent, ApiError>,
+        headers: BTreeMap<String, String>,
+        now: SystemTime,
+    ) -> Admission {
+        if !self.gate.is_closed() {
+            return Admission::Answer(self.post_event(authorization, parsed, headers, now));
+        }
+        let (reply_to, reply) = oneshot::channel();
+        let id = self.gate.admit(HeldEvent {
+            authorization: authorization.map(str::to_string),
+            parsed,
+            headers,
+            reply_to,
+        });
+        self.changed();
+        Admission::Held { id, reply }
+    }
+
+    /// Closes (`true`) or opens (`false`) the gate; opening releases every held request.
+    pub fn set_hold(&mut self, hold: bool, now: SystemTime) -> GateStatus {
+        if hold {
+            self.gate.close();
+        } else {
+            let released = self.gate.open();
+            self.answer_released(released, now);
+        }
+        self.changed();
+        self.gate.status()
+    }
+
+    /// Releases the `n` oldest held requests (fewer if fewer are held), keeping
+    /// the gate as it is. Returns how many were released.
+    pub fn release_held(&mut self, n: usize, now: SystemTime) -> usize {
+        let released = self.gate.release(n);
+        let count = released.len();
+        self.answer_released(released, now);
+        self.changed();
+        count
+    }
+
+    /// Processes released requests in arrival order, all at the same `now`
+    /// (so a burst released together meets one rate-limit window).
+    fn answer_released(&mut self, released: Vec<HeldEvent>, now: SystemTime) {
+        for h in released {
+            let reply = self.post_event(h.authorization.as_deref(), h.parsed, h.headers, now);
+            // A client that went away between release and reply just misses it.
+            let _ = h.reply_to.send(reply);
+        }
+    }
+
+    /// The client of held request `id` went away: it is dropped, unprocessed,
+    /// and counted as gone (no-op if it was already released).
+    pub fn forget_held(&mut self, id: u64) {
+        if self.gate.forget(id) {
+            self.changed();
+        }
+    }
+
+    /// The gate's state and counters.
+    pub fn gate_status(&self) -> GateStatus {
+        self.gate.status()
+    }
+
+    /// `POST /events`, processed now.
     ///
     /// `parsed` is `validate_event`'s verdict on the body, computed by the
     /// caller outside the lock (it is pure and the most expensive step).
-    pub fn post_event(
+    fn post_event(
         &mut self,
         authorization: Option<&str>,
         parsed: Result<ValidEvent, ApiError>,
@@ -429,9 +553,7 @@ impl State {
             return self.rate_limited(&d, delay);
         }
         if self.config.drop_rate > 0.0 && self.rng.f64() < self.config.drop_rate {
-            let mut r = Reply::new(0, None);
-            r.drop = true;
-            return self.finish(r, delay);
+            return self.finish(Reply::dropped(), delay);
         }
         if self.config.error_rate > 0.0 && self.rng.f64() < self.config.error_rate {
             self.counters.injected_errors += 1;
@@ -465,9 +587,7 @@ impl State {
         }
         let delay = delay + Duration::from_millis(s.delay_ms.unwrap_or(0));
         if s.drop {
-            let mut r = Reply::new(0, None);
-            r.drop = true;
-            return self.finish(r, delay);
+            return self.finish(Reply::dropped(), delay);
         }
         let status = s.effective_status();
         let mut reply = if (200..300).contains(&status) {
@@ -557,6 +677,7 @@ impl State {
             headers,
         });
         self.counters.stored += 1;
+        self.changed();
     }
 
     /// `GET /events?type=user&user_id=…|email=…|intercom_user_id=…`.
