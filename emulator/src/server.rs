@@ -319,6 +319,19 @@ async fn control_gate_wait(AxState(s): AxState<Shared>, Query(q): Query<HashMap<
     gate_response(if ok { 200 } else { 408 }, g)
 }
 
+/// `GET /__emulator/events/wait?count=N&timeout_ms=T`: 200 once at least N
+/// events are stored, else 408 after T; body `{"stored": n}`.
+async fn control_events_wait(AxState(s): AxState<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let (min, timeout) = match wait_query(&q, &["count"]) {
+        Ok(x) => x,
+        Err(message) => return bad_request(message),
+    };
+    let count = min[0];
+    let ok = wait_until(&s, timeout, |st| st.stored_count() as u64 >= count).await;
+    let stored = lock(&s).stored_count();
+    json_response(if ok { 200 } else { 408 }, json!({ "stored": stored }).to_string())
+}
+
 async fn fallback() -> Response {
     json_response(404, ApiError::new(404, errors::NOT_FOUND, "Resource Not Found").body())
 }
@@ -329,6 +342,7 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route("/events", post(post_events).get(get_events))
         .route("/contacts", post(post_contacts))
         .route("/__emulator/events", get(control_events))
+        .route("/__emulator/events/wait", get(control_events_wait))
         .route("/__emulator/gate", get(control_gate_get).post(control_gate_set))
         .route("/__emulator/gate/release", post(control_gate_release))
         .route("/__emulator/gate/wait", get(control_gate_wait))

@@ -790,6 +790,11 @@ impl State {
         self.events.clone()
     }
 
+    /// How many events are stored.
+    pub fn stored_count(&self) -> usize {
+        self.events.len()
+    }
+
     /// `/__emulator/events` JSON.
     pub fn events_json(&self) -> String {
         Value::Array(self.events.iter().map(StoredEvent::to_json).collect()).to_string()

@@ -1,4 +1,5 @@
-//! The response gate (`/__emulator/gate*`), over real HTTP on 127.0.0.1.
+//! The response gate (`/__emulator/gate*`) and the event wait
+//! (`/__emulator/events/wait`), over real HTTP on 127.0.0.1.
 //!
 //! Every test synchronises on the emulator's own answers (a held count, a
 //! released response), never on sleeps: a request sent from another thread is
@@ -232,6 +233,41 @@ fn held_request_whose_client_disconnects_is_gone_and_does_not_wedge_the_gate() {
     assert_eq!(emu.stats().event_posts, 1);
 }
 
+// ---------------------------------------------------------------- events/wait
+
+#[test]
+fn events_wait_returns_once_enough_events_are_stored_and_408_before() {
+    let emu = emulator();
+    let a = agent();
+    let r = get(&a, &emu, "/__emulator/events/wait?count=0");
+    assert_eq!((r.status, r.json()), (200, json!({"stored": 0})));
+
+    set_gate(&emu, true);
+    std::thread::scope(|s| {
+        let held = s.spawn(|| post_simple(&agent(), &emu, "a", "u-1", 1));
+        wait_held(&emu, 1);
+        let r = get(&a, &emu, "/__emulator/events/wait?count=1&timeout_ms=50");
+        assert_eq!((r.status, r.json()), (408, json!({"stored": 0})), "a held event is not stored");
+
+        // Whether the waiter starts before or after the release, it sees the event.
+        let waiter = s.spawn(|| get(&agent(), &emu, &format!("/__emulator/events/wait?count=1&timeout_ms={LONG_MS}")));
+        set_gate(&emu, false);
+        let r = waiter.join().expect("waiter");
+        assert_eq!((r.status, r.json()), (200, json!({"stored": 1})));
+        assert_eq!(held.join().expect("poster").status, 202);
+    });
+}
+
+#[test]
+fn events_wait_counts_only_stored_events() {
+    let emu = emulator();
+    let a = agent();
+    assert_eq!(post_simple(&a, &emu, "a", "u-1", 1).status, 202);
+    assert_eq!(post_simple(&a, &emu, "a", "u-1", 1).status, 202, "a duplicate");
+    let r = get(&a, &emu, "/__emulator/events/wait?count=2&timeout_ms=50");
+    assert_eq!((r.status, r.json()), (408, json!({"stored": 1})));
+}
+
 // ---------------------------------------------------------------- malformed control requests
 
 #[test]
@@ -248,6 +284,8 @@ fn gate_endpoints_refuse_malformed_requests_with_400() {
         "/__emulator/gate/wait?hold=1",
         "/__emulator/gate/wait?held=x",
         "/__emulator/gate/wait?held=1&timeout_ms=-5",
+        "/__emulator/events/wait?n=1",
+        "/__emulator/events/wait?count=1.5",
     ] {
         get(&a, &emu, path).assert_error(400, "parameter_invalid");
     }
