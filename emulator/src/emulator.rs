@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use crate::config::{ConfigUpdate, EmulatorConfig};
 use crate::errors::ApiError;
+use crate::gate::GateStatus;
 use crate::script::ScriptedResponse;
 use crate::server::{self, lock, Shared};
 use crate::state::{Contact, State, Stats, StoredEvent};
@@ -15,8 +16,10 @@ use crate::state::{Contact, State, Stats, StoredEvent};
 /// A running emulator on `127.0.0.1`, serving on its own tokio runtime
 /// (2 worker threads), so it works from plain synchronous `#[test]`s.
 ///
-/// All methods are thread-safe (`Emulator` is `Send + Sync`) and return
-/// quickly; none of them does I/O. Dropping the handle stops the server.
+/// All methods are thread-safe (`Emulator` is `Send + Sync`) and none does
+/// I/O. All return quickly except the `wait_*` methods, which block the
+/// calling thread until their condition holds or their timeout passes.
+/// Dropping the handle stops the server.
 ///
 /// ```no_run
 /// use trackcore_emulator::{Emulator, EmulatorConfig, ScriptedResponse};
@@ -98,9 +101,71 @@ impl Emulator {
     }
 
     /// Back to the state at start: events, names, contacts, stats, script,
-    /// rate-limit window and configuration.
+    /// rate-limit window, configuration and an open gate. Held requests are
+    /// released (answered) first; nothing they store survives the reset.
     pub fn reset(&self) {
         lock(&self.shared).reset(SystemTime::now());
+    }
+
+    /// Closes the gate: from now on every `POST /events` (authenticated or
+    /// not) is received but neither processed nor answered until released by
+    /// [`release`](Self::release), [`open`](Self::open) or [`reset`](Self::reset).
+    /// Same as `POST /__emulator/gate {"hold":true}`.
+    pub fn hold(&self) {
+        lock(&self.shared).set_hold(true, SystemTime::now());
+    }
+
+    /// Releases the `n` oldest held requests (fewer if fewer are held): they are
+    /// processed as usual, in arrival order, and answered. The gate stays
+    /// closed. Returns how many were released.
+    pub fn release(&self, n: usize) -> usize {
+        lock(&self.shared).release_held(n, SystemTime::now())
+    }
+
+    /// Opens the gate, releasing every held request in arrival order.
+    /// Returns how many were released.
+    pub fn open(&self) -> usize {
+        let mut st = lock(&self.shared);
+        let before = st.gate_status().released;
+        let after = st.set_hold(false, SystemTime::now()).released;
+        usize::try_from(after - before).unwrap_or(usize::MAX)
+    }
+
+    /// The gate: closed or not, requests held now, released and gone so far.
+    pub fn gate(&self) -> GateStatus {
+        lock(&self.shared).gate_status()
+    }
+
+    /// Blocks until at least `n` requests are held at once; `false` if that
+    /// has not happened within `timeout`. The way to know that the client has
+    /// sent its request(s), without sleeping.
+    pub fn wait_held(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_gate(timeout, move |g| g.held >= n)
+    }
+
+    /// Blocks until `ready` holds for the gate's status (checked on every gate
+    /// change); `false` if it has not within `timeout`.
+    /// E.g. `emu.wait_gate(t, |g| g.gone >= 1)`: a held client has disconnected.
+    pub fn wait_gate(&self, timeout: Duration, ready: impl Fn(&GateStatus) -> bool + Send + Sync + 'static) -> bool {
+        self.wait_until(timeout, move |st| ready(&st.gate_status()))
+    }
+
+    /// Blocks until at least `n` events are stored (see [`events`](Self::events));
+    /// `false` if fewer are stored when `timeout` passes.
+    pub fn wait_events(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_until(timeout, move |st| st.stored_count() >= n)
+    }
+
+    /// Runs the wait on the emulator's own runtime and blocks on its answer,
+    /// so it works from plain threads and (blocking one worker) from async code.
+    fn wait_until(&self, timeout: Duration, ready: impl Fn(&State) -> bool + Send + Sync + 'static) -> bool {
+        let Some(rt) = self.runtime.as_ref() else { return false };
+        let shared = self.shared.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            let _ = tx.send(server::wait_until(&shared, timeout, ready).await);
+        });
+        rx.recv().unwrap_or(false)
     }
 
     /// The configuration in force now.

@@ -9,10 +9,11 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-use trackcore_emulator::Emulator;
+use trackcore_emulator::{Emulator, GateStatus};
 
 /// Bound of every wait that is expected to succeed; only reached if the test fails.
 const LONG_MS: u64 = 10_000;
@@ -290,4 +291,47 @@ fn gate_endpoints_refuse_malformed_requests_with_400() {
         get(&a, &emu, path).assert_error(400, "parameter_invalid");
     }
     assert_eq!(gate(&emu), status(false, 0, 0, 0));
+}
+
+// ---------------------------------------------------------------- the Rust handle
+
+#[test]
+fn handle_holds_releases_and_waits_like_the_http_endpoints() {
+    let emu = emulator();
+    let long = Duration::from_millis(LONG_MS);
+    emu.hold();
+    std::thread::scope(|s| {
+        let first = s.spawn(|| post_simple(&agent(), &emu, "a", "u-1", 1));
+        assert!(emu.wait_held(1, long));
+        let second = s.spawn(|| post_simple(&agent(), &emu, "a", "u-2", 2));
+        assert!(emu.wait_held(2, long));
+        assert!(!emu.wait_events(1, Duration::from_millis(50)), "held events are not stored");
+
+        assert_eq!(emu.release(1), 1);
+        assert_eq!(first.join().expect("poster").status, 202);
+        assert!(emu.wait_events(1, long));
+        assert_eq!(emu.gate(), GateStatus { hold: true, held: 1, released: 1, gone: 0 });
+
+        assert_eq!(emu.open(), 1);
+        assert_eq!(second.join().expect("poster").status, 202);
+    });
+    assert_eq!(user_ids(&emu), vec!["u-1", "u-2"]);
+    assert_eq!(emu.gate(), GateStatus { hold: false, held: 0, released: 2, gone: 0 });
+    assert!(!emu.wait_held(1, Duration::from_millis(50)));
+    assert_eq!(emu.release(1), 0);
+}
+
+#[test]
+fn handle_wait_gate_sees_a_held_client_disconnect() {
+    let emu = emulator();
+    emu.hold();
+    let body = r#"{"event_name":"lost","created_at":1,"user_id":"u-gone"}"#;
+    let mut raw = TcpStream::connect(emu.addr()).expect("connect");
+    write!(raw, "POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len()).expect("send");
+    assert!(emu.wait_held(1, Duration::from_millis(LONG_MS)));
+    drop(raw);
+    assert!(emu.wait_gate(Duration::from_millis(LONG_MS), |g| g.gone == 1));
+    assert_eq!(emu.gate(), GateStatus { hold: true, held: 0, released: 0, gone: 1 });
+    emu.reset();
+    assert_eq!(emu.gate(), GateStatus::default());
 }
