@@ -2,36 +2,51 @@
 # The main job: start the Intercom emulator, track real events through every
 # language trackcore has (Rust, Python), and print what the emulator received.
 # Sets up what it needs (release builds, the Python venv) on a fresh machine.
+# Exits non-zero if any step fails or the emulator received fewer events than
+# the demos tracked (CI runs it after the test suites).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 token="demo-token"
 
 echo "==> building the emulator and the Rust demo"
-cargo build --locked --release -q -p trackcore-emulator -p trackcore --example demo
+# Two commands: naming an example narrows a build to it, so one command with
+# both would never build the emulator binary.
+cargo build --locked --release -q -p trackcore-emulator --bin trackcore-emulator
+cargo build --locked --release -q -p trackcore --example demo
 
-log="$(mktemp)"
-"$root/target/release/trackcore-emulator" --port 0 --token "$token" --exit-on-stdin-close >"$log" 2>&1 < <(sleep 3600) &
+emulator="$root/target/release/trackcore-emulator"
+work="$(mktemp -d)"
+log="$work/emulator.log"
+"$emulator" --port 0 --token "$token" --exit-on-stdin-close >"$log" 2>&1 < <(sleep 3600) &
 emu_pid=$!
-trap 'kill $emu_pid 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 100); do
-    grep -q "listening on" "$log" 2>/dev/null && break
-    sleep 0.1
+trap 'kill $emu_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+base_url=""
+for _ in $(seq 1 200); do
+    base_url="$(sed -nE 's/.*listening on (http:\/\/127\.0\.0\.1:[0-9]+).*/\1/p' "$log" | head -n1)"
+    [ -n "$base_url" ] && break
+    kill -0 "$emu_pid" 2>/dev/null || break
+    sleep 0.05
 done
-base_url="$(head -n1 "$log" | sed -E 's/.*listening on (http[^ ]+).*/\1/')"
+if [ -z "$base_url" ]; then
+    echo "demo: the emulator did not start; it printed:" >&2
+    sed 's/^/    /' "$log" >&2
+    exit 1
+fi
 echo "==> emulator at $base_url"
 export TRACKCORE_BASE_URL="$base_url" INTERCOM_ACCESS_TOKEN="$token"
 
 echo "==> Rust"
-"$root/target/release/examples/demo"
+"$root/target/release/examples/demo" | tee "$work/rust.out"
 
 echo "==> Python"
-bash "$root/scripts/demo-python.sh"
+bash "$root/scripts/demo-python.sh" | tee "$work/python.out"
 
+tracked="$(sed -nE 's/.* tracked=([0-9]+) .*/\1/p' "$work/rust.out" "$work/python.out" | awk '{s+=$1} END {print s+0}')"
 echo "==> what Intercom (the emulator) received"
-python3 - "$base_url" <<'PY'
+python3 - "$base_url" "${tracked:-0}" <<'PY'
 import json, sys, urllib.request
-base = sys.argv[1]
+base, tracked = sys.argv[1], int(sys.argv[2])
 events = json.load(urllib.request.urlopen(base + "/__emulator/events"))
 events = events.get("events", events) if isinstance(events, dict) else events
 for e in events:
@@ -41,4 +56,7 @@ for e in events:
     print(f"  {body['event_name']:<18} {who:<22} {json.dumps(body.get('metadata', {}))}  [{ua}]")
 stats = json.load(urllib.request.urlopen(base + "/__emulator/stats"))
 print(f"stored {stats['stored']} events; responses by status {stats['by_status']}")
+if tracked == 0 or stats["stored"] < tracked:
+    sys.exit(f"demo: the demos tracked {tracked} events but the emulator stored {stats['stored']}")
+print(f"demo: all {tracked} tracked events reached the emulator")
 PY

@@ -34,6 +34,7 @@ fn main() -> Result<(), trackcore::Error> {
     // Invalid input is a typed error at once, naming the field and the rule.
     if let Err(e) = tracker.track(Event::new("invited-teammate").user_id("rust-user-1").meta("invite", Value::Date(1))) {
         println!("rust: rejected at track(): [{}] {}", e.code(), e);
+        println!("      (deliberate: Intercom reads a date only from a key ending in _date, so track() refuses it on the caller's thread and nothing is sent)");
     }
     let delivered = tracker.flush(Duration::from_secs(10));
     let s = tracker.stats();

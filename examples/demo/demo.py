@@ -25,6 +25,7 @@ try:
     tracker.track("invited-teammate", user_id=42, metadata={"invitees": ["a@x.io", "b@x.io"]})
 except trackcore.TrackError as e:
     print(f"python: rejected at track(): [{e.code}] {e}")
+    print("        (deliberate: Intercom metadata has no lists, so track() raises a typed error at once and nothing is sent)")
 done = tracker.flush(10)
 s = tracker.stats()
 print(f"python: tracked={s['tracked']} delivered={s['delivered']} failed={s['failed']} dropped={s['dropped']} (flush complete: {done})")
