@@ -15,13 +15,14 @@ mod types;
 /// The native module behind the `trackcore` package.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The core's log lines (one per change in delivery's state) go to
+    // Python's `logging`, under the `trackcore` logger. A host that already
+    // installed a Rust logger keeps it.
+    let _ = pyo3_log::try_init();
     m.add_class::<tracker::PyTracker>()?;
     m.add_class::<types::Money>()?;
     m.add_class::<types::RichLink>()?;
     m.add_function(wrap_pyfunction!(options, m)?)?;
-    m.add_function(wrap_pyfunction!(lifecycle::_before_fork, m)?)?;
-    m.add_function(wrap_pyfunction!(lifecycle::_after_fork_parent, m)?)?;
-    m.add_function(wrap_pyfunction!(lifecycle::_after_fork_child, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_at_exit, m)?)?;
     m.add("ERROR_CODES", trackcore::ERROR_CODES.to_vec())?;
     m.add("CORE_VERSION", env!("CARGO_PKG_VERSION"))?;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -14,9 +13,10 @@ use crate::convert;
 use crate::errors::{self, to_py_err};
 use crate::lifecycle;
 
-/// State shared with the exit and fork hooks.
+/// State shared with the exit hook. The core tracker is used through `&self`
+/// from any thread; this binding holds no lock of its own.
 pub struct Inner {
-    pub core: RwLock<Tracker>,
+    pub core: Tracker,
     block: bool,
     memory: bool,
     default_timeout: Duration,
@@ -31,7 +31,9 @@ pub struct Inner {
 /// `trackcore.options()`). `on_error(event, error)` is called on trackcore's
 /// reporter thread for every undeliverable event. At interpreter exit the
 /// tracker flushes for at most `exit_timeout` seconds (default: `drop_timeout`)
-/// unless `flush_at_exit=False`. Thread-safe and fork-safe: share one per process.
+/// unless `flush_at_exit=False`. Thread-safe and fork-safe: share one per process
+/// (a forked child starts a fresh pipeline on its first call and never resends
+/// the parent's events).
 /// Raises `ConfigError` for an unknown or invalid option or a missing token.
 #[pyclass(module = "trackcore", name = "Tracker", frozen, weakref, subclass)]
 pub struct PyTracker {
@@ -74,21 +76,6 @@ fn error_callback(on_error: Option<Py<PyAny>>) -> ErrorCallback {
     })
 }
 
-impl PyTracker {
-    /// A read lock on the core tracker. Under contention with a shutdown or a
-    /// fork (which hold the lock while the GIL is released), wait without the GIL.
-    #[inline]
-    fn read<'a>(&'a self, py: Python<'_>) -> parking_lot::RwLockReadGuard<'a, Tracker> {
-        loop {
-            if let Some(g) = self.inner.core.try_read() {
-                return g;
-            }
-            let inner = &self.inner;
-            py.detach(|| drop(inner.core.read()));
-        }
-    }
-}
-
 #[pymethods]
 impl PyTracker {
     #[new]
@@ -121,9 +108,6 @@ impl PyTracker {
         if let Some(opts) = options {
             for (k, v) in opts.iter() {
                 let name: String = k.extract()?;
-                if name == "on_error" || name == "rate_limiter" {
-                    continue;
-                }
                 set(&mut config, &name, &v)?;
             }
         }
@@ -142,7 +126,7 @@ impl PyTracker {
         let default_timeout = config.drop_timeout;
         let tracker = Tracker::new(config).map_err(|e| to_py_err(py, &e))?;
         let inner = Arc::new(Inner {
-            core: RwLock::new(tracker),
+            core: tracker,
             block,
             memory,
             default_timeout,
@@ -181,15 +165,13 @@ impl PyTracker {
             created_at: convert::created_at(py, created_at)?,
             metadata: convert::metadata(py, metadata)?,
         };
-        let guard = self.read(py);
-        let tracker: &Tracker = &guard;
+        let tracker = &self.inner.core;
         let result = if self.inner.block {
             // Only `overflow="block"` can wait inside track(): release the GIL then.
             py.detach(|| tracker.track(event))
         } else {
             tracker.track(event)
         };
-        drop(guard);
         result.map_err(|e| to_py_err(py, &e))
     }
 
@@ -199,7 +181,7 @@ impl PyTracker {
     fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let timeout = seconds(py, timeout, self.inner.default_timeout)?;
         let inner = &self.inner;
-        Ok(py.detach(|| inner.core.read().flush(timeout)))
+        Ok(py.detach(|| inner.core.flush(timeout)))
     }
 
     /// Flush for at most `timeout` seconds, then stop the background threads.
@@ -208,12 +190,12 @@ impl PyTracker {
     fn shutdown(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let timeout = seconds(py, timeout, self.inner.default_timeout)?;
         let inner = &self.inner;
-        Ok(py.detach(|| inner.core.write().shutdown(timeout)))
+        Ok(py.detach(|| inner.core.shutdown(timeout)))
     }
 
     /// The counters as a dict of ints (`auth_paused` is a bool).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let stats = self.read(py).stats();
+        let stats = self.inner.core.stats();
         let d = PyDict::new(py);
         for (name, value) in stats.fields() {
             if name == "auth_paused" {
@@ -225,9 +207,12 @@ impl PyTracker {
         Ok(d)
     }
 
-    /// In memory mode, the events recorded so far as dicts (oldest first).
+    /// In memory mode, the events recorded so far as dicts (oldest first),
+    /// once events tracked before the call have passed through the pipeline
+    /// (de-duplication included). Releases the GIL while it waits.
     fn recorded<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let bodies = self.read(py).recorded_json();
+        let inner = &self.inner;
+        let bodies = py.detach(|| inner.core.recorded_json());
         let loads = JSON_LOADS.import(py, "json", "loads")?;
         let list = PyList::empty(py);
         for b in bodies {
@@ -237,8 +222,8 @@ impl PyTracker {
     }
 
     /// In memory mode, forget the recorded events.
-    fn clear_recorded(&self, py: Python<'_>) {
-        self.read(py).clear_recorded();
+    fn clear_recorded(&self) {
+        self.inner.core.clear_recorded();
     }
 
     /// Whether this tracker records events instead of sending them.
@@ -259,9 +244,8 @@ impl PyTracker {
         Ok(false)
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
-        let g = self.read(py);
-        let c = g.config();
+    fn __repr__(&self) -> String {
+        let c = self.inner.core.config();
         if c.memory {
             "<trackcore.Tracker memory>".to_string()
         } else {
@@ -277,7 +261,7 @@ impl Drop for PyTracker {
         if Arc::strong_count(&self.inner) == 1 && !lifecycle::exiting() {
             let inner = &self.inner;
             // The core's own drop then finds the tracker closed and returns at once.
-            Python::attach(|py| py.detach(|| inner.core.write().shutdown(inner.default_timeout)));
+            Python::attach(|py| py.detach(|| inner.core.shutdown(inner.default_timeout)));
         }
     }
 }

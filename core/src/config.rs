@@ -5,10 +5,9 @@
 //! (see [`Config::describe`] for the documented list).
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::LimiterChoice;
 use crate::report::ErrorCallback;
 use crate::Error;
 
@@ -30,6 +29,15 @@ pub enum Region {
 }
 
 impl Region {
+    /// The option value naming this region.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::Us => "us",
+            Region::Eu => "eu",
+            Region::Au => "au",
+        }
+    }
+
     /// The base URL of the region's API.
     pub fn base_url(self) -> &'static str {
         match self {
@@ -94,12 +102,9 @@ pub struct Config {
     pub base_url: Option<String>,
     /// `Intercom-Version` header.
     pub api_version: String,
-    /// Events the queue holds before the overflow policy applies.
+    /// Events held waiting for delivery (handed off, paced, between retries)
+    /// before the overflow policy applies. Nothing is allocated up front.
     pub queue_capacity: usize,
-    /// Events the dispatcher holds beyond the queue (waiting for pacing, retrying,
-    /// in flight) before it stops taking more from the queue. Grows on demand,
-    /// so a burst is absorbed without allocating for it up front.
-    pub max_pending: usize,
     /// What to do when the queue is full.
     pub overflow: Overflow,
     /// How long `track()` may wait under [`Overflow::Block`].
@@ -128,16 +133,15 @@ pub struct Config {
     pub dedupe: bool,
     /// Validate and record events instead of sending them (for tests).
     pub memory: bool,
-    /// Events the dispatcher takes from the queue at once.
-    pub batch_size: usize,
     /// How long `Drop` waits for delivery before giving up.
     pub drop_timeout: Duration,
     /// Appended to the `User-Agent` (bindings put their language here).
     pub user_agent_suffix: String,
     /// Called off the caller's thread for every event that could not be delivered.
     pub on_error: Option<ErrorCallback>,
-    /// Replaces the built-in per-process pacing (fleet mode plugs in here).
-    pub rate_limiter: Option<Arc<dyn RateLimiter>>,
+    /// Where permits to send come from (fleet mode plugs in here). Built
+    /// afresh for each pipeline, so a forked child never shares its parent's.
+    pub rate_limiter: LimiterChoice,
 }
 
 impl Default for Config {
@@ -147,8 +151,7 @@ impl Default for Config {
             region: Region::Us,
             base_url: None,
             api_version: "2.14".into(),
-            queue_capacity: 10_000,
-            max_pending: 200_000,
+            queue_capacity: 200_000,
             overflow: Overflow::DropNewest,
             block_timeout: Duration::from_millis(100),
             max_in_flight: 32,
@@ -163,11 +166,10 @@ impl Default for Config {
             allowed_event_names: None,
             dedupe: true,
             memory: false,
-            batch_size: 256,
             drop_timeout: Duration::from_secs(2),
             user_agent_suffix: "rust".into(),
             on_error: None,
-            rate_limiter: None,
+            rate_limiter: LimiterChoice::Local,
         }
     }
 }
@@ -184,6 +186,7 @@ impl fmt::Debug for Config {
             .field("max_in_flight", &self.max_in_flight)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("max_retries", &self.max_retries)
+            .field("rate_limiter", &self.rate_limiter)
             .field("memory", &self.memory)
             .finish_non_exhaustive()
     }
@@ -219,159 +222,208 @@ pub struct OptionInfo {
     pub doc: &'static str,
 }
 
-fn secs(d: Duration) -> String {
-    format!("{}", d.as_secs_f64())
+impl OptionValue {
+    /// The value's type as the option table names kinds: `str`, `int`,
+    /// `float`, `bool`, `list` (and `None`), the same words in every binding.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            OptionValue::Str(_) => "str",
+            OptionValue::Int(_) => "int",
+            OptionValue::Float(_) => "float",
+            OptionValue::Bool(_) => "bool",
+            OptionValue::List(_) => "list",
+            OptionValue::None => "None",
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            OptionValue::Str(s) => s.clone(),
+            OptionValue::Int(n) => n.to_string(),
+            OptionValue::Float(f) => f.to_string(),
+            OptionValue::Bool(b) => b.to_string(),
+            OptionValue::List(l) => l.join(","),
+            OptionValue::None => String::new(),
+        }
+    }
 }
+
+/// One row of the option table: everything about an option, said once.
+struct Opt {
+    name: &'static str,
+    kind: &'static str,
+    doc: &'static str,
+    /// The default as shown, when it is not the rendered value (`access_token`).
+    shown_default: Option<&'static str>,
+    get: fn(&Config) -> OptionValue,
+    /// Sets from a value of the option's kind; `None` only reaches options whose default is unset.
+    set: fn(&mut Config, &OptionValue) -> Result<(), String>,
+}
+
+fn want_str(v: &OptionValue) -> Result<String, String> {
+    match v {
+        OptionValue::Str(s) => Ok(s.clone()),
+        other => Err(format!("expected str, got {}", other.type_name())),
+    }
+}
+
+fn want_count(v: &OptionValue, min: i64, max: i64) -> Result<i64, String> {
+    match v {
+        OptionValue::Int(n) if *n < min => Err(format!("{n} is below the minimum of {min}")),
+        OptionValue::Int(n) => Ok((*n).min(max)),
+        other => Err(format!("expected int, got {}", other.type_name())),
+    }
+}
+
+fn want_secs(v: &OptionValue) -> Result<Duration, String> {
+    let s = match v {
+        OptionValue::Int(n) => *n as f64,
+        OptionValue::Float(f) => *f,
+        other => return Err(format!("expected seconds as int or float, got {}", other.type_name())),
+    };
+    if !s.is_finite() || !(0.0..=MAX_SECS).contains(&s) {
+        return Err(format!("{s} is not a duration in seconds (0 to a year)"));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn want_bool(v: &OptionValue) -> Result<bool, String> {
+    match v {
+        OptionValue::Bool(b) => Ok(*b),
+        other => Err(format!("expected bool, got {}", other.type_name())),
+    }
+}
+
+fn secs(d: Duration) -> OptionValue {
+    OptionValue::Float(d.as_secs_f64())
+}
+
+fn int(n: impl TryInto<i64>) -> OptionValue {
+    OptionValue::Int(n.try_into().unwrap_or(i64::MAX))
+}
+
+/// Every option, in the documented order. `describe`, `set`, the defaults
+/// shown by each binding and its typed surface all come from here.
+const OPTIONS: &[Opt] = &[
+    Opt { name: "access_token", kind: "str", doc: "Intercom access token", shown_default: Some("$INTERCOM_ACCESS_TOKEN"),
+        get: |c| c.access_token.as_ref().map_or(OptionValue::None, |_| OptionValue::Str("<redacted>".into())),
+        set: |c, v| { c.access_token = match v { OptionValue::None => None, v => Some(Secret(want_str(v)?)) }; Ok(()) } },
+    Opt { name: "region", kind: "str", doc: "us, eu or au", shown_default: None,
+        get: |c| OptionValue::Str(c.region.as_str().into()),
+        set: |c, v| {
+            c.region = match want_str(v)?.to_ascii_lowercase().as_str() {
+                "us" => Region::Us, "eu" => Region::Eu, "au" => Region::Au,
+                other => return Err(format!("{other:?} is not one of us, eu, au")),
+            };
+            Ok(())
+        } },
+    Opt { name: "base_url", kind: "str", doc: "overrides the region's host (the emulator, a proxy)", shown_default: None,
+        get: |c| c.base_url.clone().map_or(OptionValue::None, OptionValue::Str),
+        set: |c, v| {
+            if *v == OptionValue::None { c.base_url = None; return Ok(()) }
+            let url = want_str(v)?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("{url:?} is not an http(s) URL"));
+            }
+            c.base_url = Some(url.trim_end_matches('/').to_string());
+            Ok(())
+        } },
+    Opt { name: "api_version", kind: "str", doc: "Intercom-Version header", shown_default: None,
+        get: |c| OptionValue::Str(c.api_version.clone()), set: |c, v| { c.api_version = want_str(v)?; Ok(()) } },
+    Opt { name: "queue_capacity", kind: "int", doc: "events held waiting for delivery; the overflow policy applies beyond it", shown_default: None,
+        get: |c| int(c.queue_capacity), set: |c, v| { c.queue_capacity = want_count(v, 1, MAX_QUEUE_CAPACITY as i64)? as usize; Ok(()) } },
+    Opt { name: "overflow", kind: "str", doc: "drop_newest, drop_oldest or block", shown_default: None,
+        get: |c| OptionValue::Str(c.overflow.as_str().into()),
+        set: |c, v| {
+            c.overflow = match want_str(v)?.as_str() {
+                "drop_newest" => Overflow::DropNewest, "drop_oldest" => Overflow::DropOldest, "block" => Overflow::Block,
+                other => return Err(format!("{other:?} is not one of drop_newest, drop_oldest, block")),
+            };
+            Ok(())
+        } },
+    Opt { name: "block_timeout", kind: "float", doc: "seconds track() may wait for room under overflow=block", shown_default: None,
+        get: |c| secs(c.block_timeout), set: |c, v| { c.block_timeout = want_secs(v)?; Ok(()) } },
+    Opt { name: "max_in_flight", kind: "int", doc: "concurrent HTTP requests (sender threads, started as needed)", shown_default: None,
+        get: |c| int(c.max_in_flight), set: |c, v| { c.max_in_flight = want_count(v, 1, 1024)? as usize; Ok(()) } },
+    Opt { name: "rate_limit_per_minute", kind: "int", doc: "the app's Intercom rate limit; pacing keeps under it", shown_default: None,
+        get: |c| int(c.rate_limit_per_minute), set: |c, v| { c.rate_limit_per_minute = want_count(v, 1, u32::MAX as i64)? as u32; Ok(()) } },
+    Opt { name: "rate_limiter", kind: "str", doc: "where permits come from: local (this process paces itself) or none", shown_default: None,
+        get: |c| OptionValue::Str(c.rate_limiter.as_str().into()),
+        set: |c, v| {
+            c.rate_limiter = match want_str(v)?.as_str() {
+                "local" => LimiterChoice::Local, "none" => LimiterChoice::Unlimited,
+                other => return Err(format!("{other:?} is not one of local, none")),
+            };
+            Ok(())
+        } },
+    Opt { name: "request_timeout", kind: "float", doc: "seconds per HTTP request", shown_default: None,
+        get: |c| secs(c.request_timeout), set: |c, v| { c.request_timeout = want_secs(v)?; Ok(()) } },
+    Opt { name: "max_retries", kind: "int", doc: "retries per event after its first attempt", shown_default: None,
+        get: |c| int(c.max_retries), set: |c, v| { c.max_retries = want_count(v, 0, u32::MAX as i64)? as u32; Ok(()) } },
+    Opt { name: "retry_deadline", kind: "float", doc: "seconds after an event's first attempt when no retry starts", shown_default: None,
+        get: |c| secs(c.retry_deadline), set: |c, v| { c.retry_deadline = want_secs(v)?; Ok(()) } },
+    Opt { name: "backoff_base", kind: "float", doc: "first retry backoff in seconds (doubles per retry)", shown_default: None,
+        get: |c| secs(c.backoff_base), set: |c, v| { c.backoff_base = want_secs(v)?; Ok(()) } },
+    Opt { name: "backoff_max", kind: "float", doc: "largest retry backoff in seconds", shown_default: None,
+        get: |c| secs(c.backoff_max), set: |c, v| { c.backoff_max = want_secs(v)?; Ok(()) } },
+    Opt { name: "auth_probe_interval", kind: "float", doc: "seconds between probes while paused by 401/403", shown_default: None,
+        get: |c| secs(c.auth_probe_interval), set: |c, v| { c.auth_probe_interval = want_secs(v)?; Ok(()) } },
+    Opt { name: "max_event_names", kind: "int", doc: "cap on distinct event names (Intercom's is 120)", shown_default: None,
+        get: |c| int(c.max_event_names), set: |c, v| { c.max_event_names = want_count(v, 1, i64::MAX)? as usize; Ok(()) } },
+    Opt { name: "allowed_event_names", kind: "list", doc: "if set, only these names are accepted", shown_default: None,
+        get: |c| c.allowed_event_names.clone().map_or(OptionValue::None, OptionValue::List),
+        set: |c, v| {
+            c.allowed_event_names = match v {
+                OptionValue::None => None,
+                OptionValue::List(names) => Some(names.clone()),
+                other => return Err(format!("expected list, got {}", other.type_name())),
+            };
+            Ok(())
+        } },
+    Opt { name: "dedupe", kind: "bool", doc: "drop copies of (identity, name, created_at) before sending", shown_default: None,
+        get: |c| OptionValue::Bool(c.dedupe), set: |c, v| { c.dedupe = want_bool(v)?; Ok(()) } },
+    Opt { name: "memory", kind: "bool", doc: "record events instead of sending them (tests)", shown_default: None,
+        get: |c| OptionValue::Bool(c.memory), set: |c, v| { c.memory = want_bool(v)?; Ok(()) } },
+    Opt { name: "drop_timeout", kind: "float", doc: "seconds a dropped tracker (and interpreter exit) waits for delivery", shown_default: None,
+        get: |c| secs(c.drop_timeout), set: |c, v| { c.drop_timeout = want_secs(v)?; Ok(()) } },
+    Opt { name: "user_agent_suffix", kind: "str", doc: "appended to the User-Agent (bindings put their language here)", shown_default: None,
+        get: |c| OptionValue::Str(c.user_agent_suffix.clone()), set: |c, v| { c.user_agent_suffix = want_str(v)?; Ok(()) } },
+];
 
 impl Config {
     /// The documented options with their defaults, in a stable order.
     pub fn describe() -> Vec<OptionInfo> {
         let d = Config::default();
-        let o = |name, kind, default: String, doc| OptionInfo { name, kind, default, doc };
-        vec![
-            o("access_token", "str", "$INTERCOM_ACCESS_TOKEN".into(), "Intercom access token"),
-            o("region", "str", "us".into(), "us, eu or au"),
-            o("base_url", "str", "".into(), "overrides the region's host"),
-            o("api_version", "str", d.api_version.clone(), "Intercom-Version header"),
-            o("queue_capacity", "int", d.queue_capacity.to_string(), "hand-off queue; overflow applies when it and max_pending are full"),
-            o("max_pending", "int", d.max_pending.to_string(), "events held beyond the queue while pacing and retrying"),
-            o("overflow", "str", d.overflow.as_str().into(), "drop_newest, drop_oldest or block"),
-            o("block_timeout", "float", secs(d.block_timeout), "seconds track() may wait under overflow=block"),
-            o("max_in_flight", "int", d.max_in_flight.to_string(), "concurrent HTTP requests"),
-            o("rate_limit_per_minute", "int", d.rate_limit_per_minute.to_string(), "the app's Intercom rate limit"),
-            o("request_timeout", "float", secs(d.request_timeout), "seconds per HTTP request"),
-            o("max_retries", "int", d.max_retries.to_string(), "retries per event"),
-            o("retry_deadline", "float", secs(d.retry_deadline), "seconds after which no retry starts"),
-            o("backoff_base", "float", secs(d.backoff_base), "first retry backoff in seconds"),
-            o("backoff_max", "float", secs(d.backoff_max), "largest retry backoff in seconds"),
-            o("auth_probe_interval", "float", secs(d.auth_probe_interval), "seconds between probes while paused by 401/403"),
-            o("max_event_names", "int", d.max_event_names.to_string(), "cap on distinct event names"),
-            o("allowed_event_names", "list", "".into(), "if set, only these names are accepted"),
-            o("dedupe", "bool", d.dedupe.to_string(), "drop copies of (identity, name, created_at)"),
-            o("memory", "bool", d.memory.to_string(), "record events instead of sending them"),
-            o("batch_size", "int", d.batch_size.to_string(), "events the dispatcher drains at once"),
-            o("drop_timeout", "float", secs(d.drop_timeout), "seconds a dropped tracker waits for delivery"),
-            o("user_agent_suffix", "str", d.user_agent_suffix.clone(), "appended to the User-Agent"),
-        ]
+        OPTIONS
+            .iter()
+            .map(|o| OptionInfo {
+                name: o.name,
+                kind: o.kind,
+                default: o.shown_default.map_or_else(|| (o.get)(&d).render(), str::to_string),
+                doc: o.doc,
+            })
+            .collect()
     }
 
     /// Set one option by its documented name. Bindings call this for each
     /// keyword argument, so names, types and ranges are checked in one place.
+    /// [`OptionValue::None`] resets the option to its default.
     pub fn set(&mut self, name: &str, value: OptionValue) -> Result<(), Error> {
         let bad = |reason: String| Error::InvalidConfig { option: name.to_string(), reason };
-        if value == OptionValue::None {
-            match name {
-                "access_token" => self.access_token = None,
-                "base_url" => self.base_url = None,
-                "allowed_event_names" => self.allowed_event_names = None,
-                _ => match Config::default_value(name) {
-                    OptionValue::None => return Err(bad("unknown option".into())),
-                    v => return self.set(name, v),
-                },
-            }
-            return Ok(());
-        }
-        let as_str = |v: &OptionValue| match v {
-            OptionValue::Str(s) => Ok(s.clone()),
-            other => Err(bad(format!("expected a string, got {other:?}"))),
+        let Some(opt) = OPTIONS.iter().find(|o| o.name == name) else {
+            return Err(bad("unknown option".into()));
         };
-        let as_count = |v: &OptionValue, min: i64| match v {
-            OptionValue::Int(n) if *n >= min => Ok(*n),
-            OptionValue::Int(n) => Err(bad(format!("{n} is below the minimum of {min}"))),
-            other => Err(bad(format!("expected an integer, got {other:?}"))),
+        let value = match value {
+            OptionValue::None => (opt.get)(&Config::default()),
+            v => v,
         };
-        let as_secs = |v: &OptionValue| {
-            let s = match v {
-                OptionValue::Int(n) => *n as f64,
-                OptionValue::Float(f) => *f,
-                other => return Err(bad(format!("expected seconds as a number, got {other:?}"))),
-            };
-            if !s.is_finite() || s < 0.0 || s > MAX_SECS {
-                return Err(bad(format!("{s} is not a duration in seconds")));
-            }
-            Ok(Duration::from_secs_f64(s))
-        };
-        let as_bool = |v: &OptionValue| match v {
-            OptionValue::Bool(b) => Ok(*b),
-            other => Err(bad(format!("expected a boolean, got {other:?}"))),
-        };
-        match name {
-            "access_token" => self.access_token = Some(Secret(as_str(&value)?)),
-            "region" => {
-                self.region = match as_str(&value)?.to_ascii_lowercase().as_str() {
-                    "us" => Region::Us,
-                    "eu" => Region::Eu,
-                    "au" => Region::Au,
-                    other => return Err(bad(format!("{other:?} is not one of us, eu, au"))),
-                }
-            }
-            "base_url" => {
-                let url = as_str(&value)?;
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(bad(format!("{url:?} is not an http(s) URL")));
-                }
-                self.base_url = Some(url.trim_end_matches('/').to_string());
-            }
-            "api_version" => self.api_version = as_str(&value)?,
-            "queue_capacity" => self.queue_capacity = as_count(&value, 1)?.min(MAX_QUEUE_CAPACITY as i64) as usize,
-            "overflow" => {
-                self.overflow = match as_str(&value)?.as_str() {
-                    "drop_newest" => Overflow::DropNewest,
-                    "drop_oldest" => Overflow::DropOldest,
-                    "block" => Overflow::Block,
-                    other => return Err(bad(format!("{other:?} is not one of drop_newest, drop_oldest, block"))),
-                }
-            }
-            "block_timeout" => self.block_timeout = as_secs(&value)?,
-            "max_in_flight" => self.max_in_flight = as_count(&value, 1)?.min(1024) as usize,
-            "rate_limit_per_minute" => self.rate_limit_per_minute = as_count(&value, 1)?.min(u32::MAX as i64) as u32,
-            "request_timeout" => self.request_timeout = as_secs(&value)?,
-            "max_retries" => self.max_retries = as_count(&value, 0)?.min(u32::MAX as i64) as u32,
-            "retry_deadline" => self.retry_deadline = as_secs(&value)?,
-            "backoff_base" => self.backoff_base = as_secs(&value)?,
-            "backoff_max" => self.backoff_max = as_secs(&value)?,
-            "auth_probe_interval" => self.auth_probe_interval = as_secs(&value)?,
-            "max_event_names" => self.max_event_names = as_count(&value, 1)? as usize,
-            "allowed_event_names" => match value {
-                OptionValue::List(names) => self.allowed_event_names = Some(names),
-                other => return Err(bad(format!("expected a list of names, got {other:?}"))),
-            },
-            "dedupe" => self.dedupe = as_bool(&value)?,
-            "memory" => self.memory = as_bool(&value)?,
-            "batch_size" => self.batch_size = as_count(&value, 1)?.min(100_000) as usize,
-            "max_pending" => self.max_pending = as_count(&value, 1)?.min(100_000_000) as usize,
-            "drop_timeout" => self.drop_timeout = as_secs(&value)?,
-            "user_agent_suffix" => self.user_agent_suffix = as_str(&value)?,
-            _ => return Err(bad("unknown option".into())),
-        }
-        Ok(())
+        (opt.set)(self, &value).map_err(bad)
     }
 
-    fn default_value(name: &str) -> OptionValue {
-        let d = Config::default();
-        match name {
-            "region" => OptionValue::Str("us".into()),
-            "api_version" => OptionValue::Str(d.api_version),
-            "overflow" => OptionValue::Str(d.overflow.as_str().into()),
-            "user_agent_suffix" => OptionValue::Str(d.user_agent_suffix),
-            "dedupe" => OptionValue::Bool(d.dedupe),
-            "memory" => OptionValue::Bool(d.memory),
-            "queue_capacity" => OptionValue::Int(d.queue_capacity as i64),
-            "max_in_flight" => OptionValue::Int(d.max_in_flight as i64),
-            "rate_limit_per_minute" => OptionValue::Int(d.rate_limit_per_minute as i64),
-            "max_retries" => OptionValue::Int(d.max_retries as i64),
-            "max_event_names" => OptionValue::Int(d.max_event_names as i64),
-            "max_pending" => OptionValue::Int(d.max_pending as i64),
-            "batch_size" => OptionValue::Int(d.batch_size as i64),
-            "block_timeout" => OptionValue::Float(d.block_timeout.as_secs_f64()),
-            "request_timeout" => OptionValue::Float(d.request_timeout.as_secs_f64()),
-            "retry_deadline" => OptionValue::Float(d.retry_deadline.as_secs_f64()),
-            "backoff_base" => OptionValue::Float(d.backoff_base.as_secs_f64()),
-            "backoff_max" => OptionValue::Float(d.backoff_max.as_secs_f64()),
-            "auth_probe_interval" => OptionValue::Float(d.auth_probe_interval.as_secs_f64()),
-            "drop_timeout" => OptionValue::Float(d.drop_timeout.as_secs_f64()),
-            _ => OptionValue::None,
-        }
+    /// The current value of an option, as [`Config::set`] takes it (the
+    /// access token is shown as `<redacted>`).
+    pub fn get(&self, name: &str) -> Option<OptionValue> {
+        OPTIONS.iter().find(|o| o.name == name).map(|o| (o.get)(self))
     }
 
     /// The URL events are posted to.
@@ -398,7 +450,7 @@ impl Config {
             return bad("backoff_max", "must not be below backoff_base");
         }
         if self.queue_capacity == 0 || self.queue_capacity > MAX_QUEUE_CAPACITY {
-            return bad("queue_capacity", "must be between 1 and 10,000,000 (the queue is allocated up front)");
+            return bad("queue_capacity", "must be between 1 and 10,000,000");
         }
         for (name, d) in [
             ("block_timeout", self.block_timeout),
@@ -412,9 +464,6 @@ impl Config {
             if d.as_secs_f64() > MAX_SECS {
                 return bad(name, "must be at most a year");
             }
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size", "must be at least 1");
         }
         if self.max_in_flight == 0 {
             return bad("max_in_flight", "must be at least 1");

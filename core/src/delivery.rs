@@ -5,19 +5,16 @@
 //! headers said, and returns an [`Outcome`]. Decisions (retry, give up, pause)
 //! are the dispatcher's; this module only says what happened.
 
-use std::io;
-use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
 use std::net::{IpAddr, SocketAddr};
 // `unversioned` is ureq's unstable extension API: the workspace pins ureq to ~3.5.
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::config::{Config, Secret};
-use crate::ratelimit::{RateLimitInfo, RateLimiter};
+use crate::ratelimit::RateLimitInfo;
+use crate::transport::{Response, Transport};
 use crate::retry;
 use crate::Error;
 
@@ -69,8 +66,9 @@ impl Http {
         })
     }
 
-    /// Post one body and classify the answer; feeds the rate limiter.
-    pub fn send(&self, body: &[u8], limiter: &dyn RateLimiter) -> Outcome {
+    /// Post one body and classify the answer, with what its headers said
+    /// about the rate limit.
+    pub fn send(&self, body: &[u8]) -> Response {
         let result = self
             .agent
             .post(&self.url)
@@ -82,7 +80,9 @@ impl Http {
             .send(body);
         let mut resp = match result {
             Ok(r) => r,
-            Err(e) => return Outcome::Retry { reason: transport_reason(&e), wait: None, status: None },
+            Err(e) => {
+                return Response { outcome: Outcome::Retry { reason: transport_reason(&e), wait: None, status: None }, rate: None }
+            }
         };
         let status = resp.status().as_u16();
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -96,8 +96,13 @@ impl Http {
         let retry_after = header("retry-after");
         // Read the body to the end so the connection can be reused.
         let text = resp.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
-        limiter.observe(&info);
-        classify(status, &text, retry_after.as_deref(), info.reset)
+        Response { outcome: classify(status, &text, retry_after.as_deref(), info.reset), rate: Some(info) }
+    }
+}
+
+impl Transport for Http {
+    fn send(&self, body: &[u8]) -> Response {
+        Http::send(self, body)
     }
 }
 
@@ -174,30 +179,6 @@ fn intercom_error(body: &str) -> (String, String) {
     let e = &v["errors"][0];
     let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
     (s(&e["code"]), s(&e["message"]))
-}
-
-/// Start `n` sender threads taking jobs from `work` and answering on `done`.
-pub(crate) fn spawn_senders<J: Send + 'static>(
-    n: usize,
-    http: Arc<Http>,
-    limiter: Arc<dyn RateLimiter>,
-    work: Receiver<J>,
-    done: Sender<(J, Outcome)>,
-    body_of: fn(&J) -> &[u8],
-) -> io::Result<()> {
-    for i in 0..n {
-        let (http, limiter, work, done) = (http.clone(), limiter.clone(), work.clone(), done.clone());
-        thread::Builder::new().name(format!("trackcore-sender-{i}")).stack_size(512 * 1024).spawn(move || {
-            for job in work {
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| http.send(body_of(&job), &*limiter)))
-                    .unwrap_or_else(|_| Outcome::Retry { reason: "internal error while sending (a panic was caught)".into(), wait: None, status: None });
-                if done.send((job, outcome)).is_err() {
-                    break;
-                }
-            }
-        })?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -126,6 +126,11 @@ pub enum Error {
     /// The tracker shut down before this event could be delivered.
     #[error("shutdown: the event was still undelivered when the shutdown timeout passed")]
     UndeliveredAtShutdown,
+    /// A notice, not a loss: delivery keeps failing the same way (the host
+    /// cannot be reached, or answers 5xx). The event is kept and retried until
+    /// `retry_deadline`; its final outcome is reported separately.
+    #[error("delivery: stalled, {attempts} attempts in a row failed: {reason}; events are kept and retried")]
+    DeliveryStalled { attempts: u32, reason: String },
 }
 
 impl Error {
@@ -165,6 +170,7 @@ impl Error {
             Unauthorized { .. } => "unauthorized",
             RetriesExhausted { .. } => "retries_exhausted",
             UndeliveredAtShutdown => "undelivered_at_shutdown",
+            DeliveryStalled { .. } => "delivery_stalled",
         }
     }
 
@@ -220,6 +226,7 @@ impl Error {
                 | Error::Unauthorized { .. }
                 | Error::RetriesExhausted { .. }
                 | Error::UndeliveredAtShutdown
+                | Error::DeliveryStalled { .. }
         )
     }
 
@@ -266,4 +273,5 @@ pub const ERROR_CODES: &[&str] = &[
     "unauthorized",
     "retries_exhausted",
     "undelivered_at_shutdown",
+    "delivery_stalled",
 ];

@@ -8,25 +8,32 @@
 //! ```
 //!
 //! Data flows through the modules in this order: [`event`] (the value and its
-//! validation) → [`config`] → `pipeline` (the channel and the dispatcher
-//! thread) → `delivery` (HTTP) with [`retry`] and [`ratelimit`] → [`stats`].
-//! Failures reach the error callback through `report`.
+//! validation) → [`config`] → `pipeline` (the channel and the threads) around
+//! `scheduler` (every delivery decision, as a plain state machine) with its
+//! three seams: [`store`] (where events are kept), `transport` (how they are
+//! sent; `delivery` is HTTP) and [`ratelimit`] (where permits come from) →
+//! [`stats`]. Failures reach the error callback through `report`; `fork`
+//! lets a tracker notice it is in a forked child.
 
 pub mod config;
 mod delivery;
 mod error;
 pub mod event;
+mod fork;
 mod pipeline;
 pub mod ratelimit;
 mod report;
 pub mod retry;
+mod scheduler;
 pub mod stats;
+pub mod store;
 mod tracker;
+mod transport;
 
 pub use config::{Config, OptionInfo, OptionValue, Overflow, Region, Secret};
 pub use error::{Error, ERROR_CODES};
 pub use event::{Event, Value};
-pub use ratelimit::{RateLimitInfo, RateLimiter, WindowLimiter};
+pub use ratelimit::{LimiterChoice, RateLimitInfo, RateLimiter, Reservation, WindowLimiter};
 pub use report::{ErrorCallback, FailedEvent};
 pub use stats::Stats;
 pub use tracker::Tracker;

@@ -1,14 +1,23 @@
-//! Pacing to Intercom's rate limit.
+//! Pacing to Intercom's rate limit: where permits to send come from.
 //!
 //! Intercom enforces its per-minute limit in 10-second windows and reports
 //! the window's allowance, what is left of it and when it resets in
-//! `X-RateLimit-*` headers. [`WindowLimiter`] paces requests so that no
-//! 10-second span ever holds more than the allowance, and obeys those headers
-//! when they say less is left. [`RateLimiter`] is the seam for fleet mode,
-//! where one budget is shared by many processes through Redis.
+//! `X-RateLimit-*` headers. A [`RateLimiter`] hands the scheduler *leases*:
+//! `reserve(n)` grants up to `n` permits at once or says until when to wait,
+//! and learns from every response. [`WindowLimiter`] is the per-process
+//! implementation; fleet mode (one budget for many processes, through Redis)
+//! is a second one, which is why permits come in leases (one round trip buys
+//! many requests) and why a limiter can say its backend is unavailable.
+//!
+//! A limiter is built by a [`LimiterFactory`] chosen through
+//! `Config::rate_limiter`, so a forked child builds a fresh one instead of
+//! sharing its parent's state.
 
-use std::sync::Mutex;
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::Error;
 
 /// What one response said about the rate limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -23,14 +32,96 @@ pub struct RateLimitInfo {
     pub reset: Option<i64>,
 }
 
-/// Decides when the next request may go out. Implementations must be cheap
-/// and thread-safe: the dispatcher asks before every request and every sender
-/// reports every response.
-pub trait RateLimiter: Send + Sync {
-    /// Take permission for one request now, or say how long to wait before asking again.
-    fn try_acquire(&self, now: Instant) -> Result<(), Duration>;
-    /// Learn from a response's rate-limit headers (and from 429s).
-    fn observe(&self, info: &RateLimitInfo);
+/// A limiter's answer to [`RateLimiter::reserve`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reservation {
+    /// This many permits (at least 1, at most the number asked for) may be used now.
+    Granted(u32),
+    /// Nothing may be sent before this instant. The scheduler never waits less
+    /// than [`MIN_WAIT`], whatever a limiter answers, so a limiter cannot make it spin.
+    WaitUntil(Instant),
+    /// The limiter's backend cannot be asked (fleet mode: Redis is down).
+    /// The scheduler waits until `retry_at` (at least [`MIN_WAIT`]) and logs `reason` once.
+    Unavailable {
+        /// When to ask again.
+        retry_at: Instant,
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+/// The shortest wait the scheduler accepts from a limiter.
+pub const MIN_WAIT: Duration = Duration::from_millis(1);
+
+/// Decides when requests may go out. Owned by the scheduler (one thread), so
+/// implementations need no locking of their own; a shared budget (fleet mode)
+/// does its own coordination behind `reserve`.
+pub trait RateLimiter: Send {
+    /// Ask for up to `wanted` (≥ 1) permits at `now`.
+    fn reserve(&mut self, wanted: u32, now: Instant) -> Reservation;
+    /// Learn from one response's rate-limit headers (and from 429s).
+    fn observe(&mut self, info: &RateLimitInfo, now: Instant);
+    /// Give back permits granted but not used (at shutdown, or when the work
+    /// they were asked for went away). The default forgets them.
+    fn release(&mut self, unused: u32) {
+        let _ = unused;
+    }
+}
+
+/// Builds a limiter for a tracker (and again for a forked child).
+/// `per_minute` is the tracker's `rate_limit_per_minute`.
+pub type LimiterFactory = Arc<dyn Fn(u32) -> Result<Box<dyn RateLimiter>, Error> + Send + Sync>;
+
+/// Which limiter a tracker uses: the `rate_limiter` option.
+#[derive(Clone, Default)]
+pub enum LimiterChoice {
+    /// `"local"`: [`WindowLimiter`], this process's own pacing (the default).
+    #[default]
+    Local,
+    /// `"none"`: no pacing at all (memory mode, tests, a proxy that paces).
+    Unlimited,
+    /// A limiter built by the application (set from Rust only).
+    Custom(LimiterFactory),
+}
+
+impl fmt::Debug for LimiterChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl LimiterChoice {
+    /// The option value naming this choice (`custom` for a factory).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LimiterChoice::Local => "local",
+            LimiterChoice::Unlimited => "none",
+            LimiterChoice::Custom(_) => "custom",
+        }
+    }
+
+    /// A limiter built from an application's closure.
+    pub fn custom<L: RateLimiter + 'static>(build: impl Fn(u32) -> L + Send + Sync + 'static) -> Self {
+        LimiterChoice::Custom(Arc::new(move |per_minute| Ok(Box::new(build(per_minute)) as Box<dyn RateLimiter>)))
+    }
+
+    pub(crate) fn build(&self, per_minute: u32) -> Result<Box<dyn RateLimiter>, Error> {
+        match self {
+            LimiterChoice::Local => Ok(Box::new(WindowLimiter::new(per_minute))),
+            LimiterChoice::Unlimited => Ok(Box::new(Unlimited)),
+            LimiterChoice::Custom(f) => f(per_minute),
+        }
+    }
+}
+
+/// Grants everything at once.
+pub struct Unlimited;
+
+impl RateLimiter for Unlimited {
+    fn reserve(&mut self, wanted: u32, _now: Instant) -> Reservation {
+        Reservation::Granted(wanted.max(1))
+    }
+    fn observe(&mut self, _info: &RateLimitInfo, _now: Instant) {}
 }
 
 /// Length of one of Intercom's rate-limit windows.
@@ -42,10 +133,6 @@ const STEADY_SHARE: f64 = 0.97;
 /// exceed one window's allowance in any 10-second span, plus a hard stop until
 /// the window resets when Intercom says nothing is left.
 pub struct WindowLimiter {
-    state: Mutex<State>,
-}
-
-struct State {
     allowance: f64,
     rate: f64,
     burst: f64,
@@ -54,19 +141,10 @@ struct State {
     blocked_until: Option<Instant>,
 }
 
-impl State {
-    fn set_allowance(&mut self, allowance: f64) {
-        self.allowance = allowance.max(1.0);
-        self.rate = self.allowance * STEADY_SHARE / WINDOW.as_secs_f64();
-        self.burst = (self.allowance * (1.0 - STEADY_SHARE)).max(1.0);
-        self.tokens = self.tokens.min(self.burst);
-    }
-}
-
 impl WindowLimiter {
     /// Pace to `per_minute` requests a minute (`per_minute / 6` per window, rounded down).
     pub fn new(per_minute: u32) -> Self {
-        let mut s = State {
+        let mut l = WindowLimiter {
             allowance: 1.0,
             rate: 0.0,
             burst: 1.0,
@@ -74,59 +152,71 @@ impl WindowLimiter {
             last: Instant::now(),
             blocked_until: None,
         };
-        s.set_allowance((per_minute / 6) as f64);
-        WindowLimiter { state: Mutex::new(s) }
+        l.set_allowance((per_minute / 6) as f64);
+        l
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn set_allowance(&mut self, allowance: f64) {
+        self.allowance = allowance.max(1.0);
+        self.rate = self.allowance * STEADY_SHARE / WINDOW.as_secs_f64();
+        self.burst = (self.allowance * (1.0 - STEADY_SHARE)).max(1.0);
+        self.tokens = self.tokens.min(self.burst);
+    }
+
+    /// The allowance per window currently paced to.
+    pub fn allowance(&self) -> f64 {
+        self.allowance
     }
 }
 
 impl RateLimiter for WindowLimiter {
-    fn try_acquire(&self, now: Instant) -> Result<(), Duration> {
-        let mut s = self.lock();
-        if let Some(until) = s.blocked_until {
+    fn reserve(&mut self, wanted: u32, now: Instant) -> Reservation {
+        if let Some(until) = self.blocked_until {
             if now < until {
-                return Err(until - now);
+                return Reservation::WaitUntil(until);
             }
-            s.blocked_until = None;
+            self.blocked_until = None;
         }
         // A caller with a stale `now` must not refill the same interval twice.
-        let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
-        s.last = s.last.max(now);
-        s.tokens = (s.tokens + elapsed * s.rate).min(s.burst);
-        if s.tokens >= 1.0 {
-            s.tokens -= 1.0;
-            Ok(())
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            let n = (self.tokens.floor() as u32).min(wanted.max(1));
+            self.tokens -= n as f64;
+            Reservation::Granted(n)
         } else {
-            Err(Duration::from_secs_f64((1.0 - s.tokens) / s.rate))
+            let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.rate);
+            Reservation::WaitUntil(crate::later(now, wait.max(MIN_WAIT)))
         }
     }
 
-    fn observe(&self, info: &RateLimitInfo) {
-        let mut s = self.lock();
+    fn observe(&mut self, info: &RateLimitInfo, now: Instant) {
         if let Some(limit) = info.limit {
-            if limit > 0 && (limit as f64) < s.allowance {
-                s.set_allowance(limit as f64);
+            if limit > 0 && (limit as f64) < self.allowance {
+                self.set_allowance(limit as f64);
             }
         }
         let until_reset = info.reset.map(|r| r as f64 - crate::unix_now().as_secs_f64());
         let exhausted = info.status == 429 || info.remaining == Some(0);
         if exhausted {
-            // Wait for the window to reset (a whole window when Intercom gives no reset).
+            // Wait for the window to reset (a second when Intercom gives no reset).
             let wait = until_reset.filter(|w| *w > 0.0).unwrap_or(if info.status == 429 { 1.0 } else { 0.0 });
             if wait > 0.0 {
-                let until = crate::later(Instant::now(), Duration::from_secs_f64(wait.min(WINDOW.as_secs_f64() * 6.0) + 0.05));
-                s.blocked_until = Some(s.blocked_until.map_or(until, |b| b.max(until)));
-                s.tokens = 0.0;
+                let until = crate::later(now, Duration::from_secs_f64(wait.min(WINDOW.as_secs_f64() * 6.0) + 0.05));
+                self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
+                self.tokens = 0.0;
             }
         } else if let (Some(rem), Some(w)) = (info.remaining, until_reset) {
             // Same window still running: never believe we have more than Intercom says.
-            if w > 0.0 && (rem as f64) < s.tokens {
-                s.tokens = rem as f64;
+            if w > 0.0 && (rem as f64) < self.tokens {
+                self.tokens = rem as f64;
             }
         }
+    }
+
+    fn release(&mut self, unused: u32) {
+        self.tokens = (self.tokens + unused as f64).min(self.burst);
     }
 }
 
@@ -136,14 +226,21 @@ mod tests {
 
     #[test]
     fn never_exceeds_one_window_allowance_in_any_ten_seconds() {
-        let l = WindowLimiter::new(600); // 100 per window
+        let mut l = WindowLimiter::new(600); // 100 per window
         let start = Instant::now();
         let mut sent = Vec::new();
         let mut t = start;
         while t < start + Duration::from_secs(60) {
-            match l.try_acquire(t) {
-                Ok(()) => sent.push(t),
-                Err(w) => t += w.max(Duration::from_micros(100)),
+            match l.reserve(4, t) {
+                Reservation::Granted(n) => {
+                    assert!((1..=4).contains(&n));
+                    sent.extend(std::iter::repeat_n(t, n as usize));
+                }
+                Reservation::WaitUntil(u) => {
+                    assert!(u >= t + MIN_WAIT, "a wait of less than MIN_WAIT");
+                    t = u;
+                }
+                other => panic!("{other:?}"),
             }
         }
         for (i, a) in sent.iter().enumerate() {
@@ -155,18 +252,42 @@ mod tests {
     }
 
     #[test]
+    fn grants_a_lease_of_several_permits_up_to_the_burst() {
+        let mut l = WindowLimiter::new(60_000); // 10,000 per window: burst 300
+        assert_eq!(l.reserve(50, Instant::now()), Reservation::Granted(50));
+        match l.reserve(10_000, Instant::now()) {
+            Reservation::Granted(n) => assert!(n <= 250, "{n}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn stops_until_reset_on_429() {
-        let l = WindowLimiter::new(10_000);
+        let mut l = WindowLimiter::new(10_000);
+        let now = Instant::now();
         let reset = crate::unix_now().as_secs() as i64 + 2;
-        l.observe(&RateLimitInfo { status: 429, limit: Some(1666), remaining: Some(0), reset: Some(reset) });
-        let wait = l.try_acquire(Instant::now()).unwrap_err();
-        assert!(wait > Duration::from_millis(900), "{wait:?}");
+        l.observe(&RateLimitInfo { status: 429, limit: Some(1666), remaining: Some(0), reset: Some(reset) }, now);
+        match l.reserve(1, now) {
+            Reservation::WaitUntil(u) => assert!(u > now + Duration::from_millis(900), "{:?}", u - now),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn adopts_a_smaller_allowance_from_headers() {
-        let l = WindowLimiter::new(10_000);
-        l.observe(&RateLimitInfo { status: 202, limit: Some(10), remaining: Some(9), reset: None });
-        assert_eq!(l.lock().allowance, 10.0);
+        let mut l = WindowLimiter::new(10_000);
+        l.observe(&RateLimitInfo { status: 202, limit: Some(10), remaining: Some(9), reset: None }, Instant::now());
+        assert_eq!(l.allowance(), 10.0);
+    }
+
+    #[test]
+    fn each_build_is_a_fresh_limiter() {
+        let choice = LimiterChoice::Local;
+        let now = Instant::now();
+        let mut a = choice.build(60).unwrap(); // 10 per window: a burst of 1
+        assert_eq!(a.reserve(1, now), Reservation::Granted(1));
+        assert!(matches!(a.reserve(1, now), Reservation::WaitUntil(_)));
+        let mut b = choice.build(60).unwrap();
+        assert_eq!(b.reserve(1, now), Reservation::Granted(1), "a second build shares no state with the first");
     }
 }

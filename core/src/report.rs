@@ -2,9 +2,13 @@
 //!
 //! Reports travel over a bounded channel to one reporter thread, so a slow
 //! or failing callback never stalls delivery and never runs on the caller's
-//! thread. A panicking callback is caught and logged.
+//! thread. A panicking callback is caught and logged. Once a tracker's
+//! shutdown has returned, the reporter is silenced: no callback runs after it
+//! (what is still queued is counted in `reports_dropped` instead).
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
@@ -22,11 +26,11 @@ pub type ErrorCallback = Arc<dyn Fn(&FailedEvent, &Error) + Send + Sync>;
 /// An event that could not be delivered, as it would have been sent.
 #[derive(Clone, PartialEq, Eq)]
 pub struct FailedEvent {
-    body: Vec<u8>,
+    body: crate::store::Body,
 }
 
 impl FailedEvent {
-    pub(crate) fn new(body: Vec<u8>) -> Self {
+    pub(crate) fn new(body: crate::store::Body) -> Self {
         FailedEvent { body }
     }
     /// The JSON body that was (or would have been) posted to `/events`.
@@ -51,6 +55,9 @@ impl std::fmt::Debug for FailedEvent {
 
 enum Report {
     Failure(FailedEvent, Error),
+    /// A line for the `log` facade. Written from the reporter thread, so a
+    /// binding's logger that needs its interpreter's lock never stalls delivery.
+    Log(log::Level, String),
     Barrier(Sender<()>),
 }
 
@@ -59,6 +66,18 @@ enum Report {
 pub(crate) struct Reporter {
     tx: Sender<Report>,
     counters: Arc<Counters>,
+    silenced: Arc<AtomicBool>,
+}
+
+thread_local! {
+    static ON_REPORTER_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is a reporter thread (that is, the caller is
+/// inside an error callback): a flush or shutdown from there must not wait
+/// for the reporter, which is waiting for it.
+pub(crate) fn on_reporter_thread() -> bool {
+    ON_REPORTER_THREAD.with(|c| c.get())
 }
 
 const REPORT_QUEUE: usize = 10_000;
@@ -66,12 +85,19 @@ const REPORT_QUEUE: usize = 10_000;
 impl Reporter {
     pub fn start(callback: Option<ErrorCallback>, counters: Arc<Counters>) -> std::io::Result<Reporter> {
         let (tx, rx) = bounded(REPORT_QUEUE);
-        thread::Builder::new().name("trackcore-reporter".into()).spawn(move || run(rx, callback))?;
-        Ok(Reporter { tx, counters })
+        let silenced = Arc::new(AtomicBool::new(false));
+        let (s, c) = (silenced.clone(), counters.clone());
+        thread::Builder::new().name("trackcore-reporter".into()).spawn(move || run(rx, callback, s, c))?;
+        Ok(Reporter { tx, counters, silenced })
+    }
+
+    /// From now on no callback runs; reports are counted as dropped.
+    pub fn silence(&self) {
+        self.silenced.store(true, Ordering::SeqCst);
     }
 
     /// Report one failure; never blocks (a full report queue is counted).
-    pub fn report(&self, body: Vec<u8>, error: Error) {
+    pub fn report(&self, body: crate::store::Body, error: Error) {
         match self.tx.try_send(Report::Failure(FailedEvent::new(body), error)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -80,9 +106,15 @@ impl Reporter {
         }
     }
 
+    /// Write one line to the log from the reporter thread; never blocks (a
+    /// line that finds the queue full is dropped: the next change is logged).
+    pub fn log(&self, level: log::Level, message: String) {
+        let _ = self.tx.try_send(Report::Log(level, message));
+    }
+
     /// Report one failure, waiting for room until `deadline` (used where
     /// many reports come at once, such as a shutdown giving up).
-    pub fn report_until(&self, body: Vec<u8>, error: Error, deadline: Instant) {
+    pub fn report_until(&self, body: crate::store::Body, error: Error, deadline: Instant) {
         if self.tx.send_deadline(Report::Failure(FailedEvent::new(body), error), deadline).is_err() {
             Counters::add(&self.counters.reports_dropped, 1)
         }
@@ -99,14 +131,25 @@ impl Reporter {
     }
 }
 
-fn run(rx: Receiver<Report>, callback: Option<ErrorCallback>) {
+fn run(rx: Receiver<Report>, callback: Option<ErrorCallback>, silenced: Arc<AtomicBool>, counters: Arc<Counters>) {
+    ON_REPORTER_THREAD.with(|c| c.set(true));
     for report in rx {
         match report {
             Report::Barrier(done) => {
                 let _ = done.send(());
             }
+            Report::Log(level, message) => {
+                if !silenced.load(Ordering::SeqCst) {
+                    log::log!(target: "trackcore", level, "{message}");
+                }
+            }
+            Report::Failure(_, _) if silenced.load(Ordering::SeqCst) => {
+                Counters::add(&counters.reports_dropped, 1);
+            }
             Report::Failure(event, error) => {
-                log::warn!(target: "trackcore", "event not delivered [{}]: {}", error.code(), error);
+                // Delivery's state changes are logged by the scheduler, once
+                // each; one line per event would flood a log in an outage.
+                log::debug!(target: "trackcore", "reporting [{}] {}: {}", error.code(), event.event_name(), error);
                 if let Some(cb) = &callback {
                     if catch_unwind(AssertUnwindSafe(|| cb(&event, &error))).is_err() {
                         log::error!(target: "trackcore", "the error callback panicked; trackcore carries on");

@@ -1,15 +1,20 @@
 //! Counters of everything that happened to tracked events.
 //!
-//! Every tracked event ends in exactly one of: delivered, failed, dropped
-//! (by reason) or de-duplicated; until then it is queued or in flight. So
-//! `tracked == delivered + failed + dropped + deduplicated + queued + in_flight`
-//! at every [`crate::Tracker::stats`] call that is not racing a `track()`.
+//! Every tracked (or recovered) event ends in exactly one of: delivered,
+//! failed, dropped (by reason) or de-duplicated; until then it is queued or in
+//! flight. So `tracked + recovered == delivered + failed + dropped +
+//! deduplicated + queued + in_flight` at every [`crate::Tracker::stats`] call
+//! that is not racing the pipeline (after a `flush()`, for instance).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
+/// Every counter is incremented (or, for the two gauges, moved) where the
+/// thing it counts happens; nothing is derived from the others, so the
+/// invariant above is a real check on the pipeline's accounting.
 #[derive(Default)]
 pub(crate) struct Counters {
     pub tracked: AtomicU64,
+    pub recovered: AtomicU64,
     pub delivered: AtomicU64,
     pub retried: AtomicU64,
     pub failed_rejected: AtomicU64,
@@ -18,7 +23,12 @@ pub(crate) struct Counters {
     pub dropped_oldest: AtomicU64,
     pub dropped_shutdown: AtomicU64,
     pub deduplicated: AtomicU64,
-    pub in_flight: AtomicU64,
+    /// Gauge: accepted and waiting to be sent (hand-off channel, store, retry wait).
+    pub queued: AtomicI64,
+    /// Gauge: requests under way.
+    pub in_flight: AtomicI64,
+    /// Gauge: `track()` calls waiting for room under `overflow="block"`.
+    pub blocked: AtomicI64,
     pub rate_limited: AtomicU64,
     pub rate_limit_wait_us: AtomicU64,
     pub auth_paused: AtomicU64,
@@ -30,35 +40,37 @@ impl Counters {
         c.fetch_add(n, Relaxed);
     }
 
+    /// Move a gauge by `n` (negative to take away).
+    pub fn gauge(c: &AtomicI64, n: i64) {
+        c.fetch_add(n, Relaxed);
+    }
+
     pub fn snapshot(&self) -> Stats {
         let g = |c: &AtomicU64| c.load(Relaxed);
-        // Read the outcomes before `tracked` so queued never goes negative.
-        let delivered = g(&self.delivered);
+        // A gauge read while another thread moves an event between two of them
+        // may be a moment ahead of the other; it is never shown negative.
+        let gauge = |c: &AtomicI64| c.load(Relaxed).max(0) as u64;
         let failed_rejected = g(&self.failed_rejected);
         let failed_retries_exhausted = g(&self.failed_retries_exhausted);
         let dropped_queue_full = g(&self.dropped_queue_full);
         let dropped_oldest = g(&self.dropped_oldest);
         let dropped_shutdown = g(&self.dropped_shutdown);
-        let deduplicated = g(&self.deduplicated);
-        let in_flight = g(&self.in_flight);
-        let tracked = g(&self.tracked);
-        let failed = failed_rejected + failed_retries_exhausted;
-        let dropped = dropped_queue_full + dropped_oldest + dropped_shutdown;
-        let settled = delivered + failed + dropped + deduplicated;
         Stats {
-            tracked,
-            delivered,
+            tracked: g(&self.tracked),
+            recovered: g(&self.recovered),
+            delivered: g(&self.delivered),
             retried: g(&self.retried),
-            failed,
+            failed: failed_rejected + failed_retries_exhausted,
             failed_rejected,
             failed_retries_exhausted,
-            dropped,
+            dropped: dropped_queue_full + dropped_oldest + dropped_shutdown,
             dropped_queue_full,
             dropped_oldest,
             dropped_shutdown,
-            deduplicated,
-            queued: tracked.saturating_sub(settled + in_flight),
-            in_flight,
+            deduplicated: g(&self.deduplicated),
+            queued: gauge(&self.queued),
+            in_flight: gauge(&self.in_flight),
+            blocked: gauge(&self.blocked),
             rate_limited: g(&self.rate_limited),
             rate_limit_wait_ms: g(&self.rate_limit_wait_us) / 1000,
             auth_paused: g(&self.auth_paused) != 0,
@@ -72,6 +84,9 @@ impl Counters {
 pub struct Stats {
     /// Events accepted by `track()` (valid input).
     pub tracked: u64,
+    /// Events an earlier process left unsettled in the event store and this
+    /// one took over (always 0 with the in-memory store).
+    pub recovered: u64,
     /// Events Intercom answered 2xx for.
     pub delivered: u64,
     /// Retry attempts made (one event may retry several times).
@@ -96,6 +111,8 @@ pub struct Stats {
     pub queued: u64,
     /// HTTP requests under way.
     pub in_flight: u64,
+    /// `track()` calls waiting for room right now (`overflow="block"`).
+    pub blocked: u64,
     /// 429 responses received.
     pub rate_limited: u64,
     /// Time events were ready but held back by pacing, in milliseconds.
@@ -109,9 +126,10 @@ pub struct Stats {
 impl Stats {
     /// The counters as (name, value) pairs, in a stable order, for bindings
     /// that turn them into a dict or object.
-    pub fn fields(&self) -> [(&'static str, u64); 17] {
+    pub fn fields(&self) -> [(&'static str, u64); 19] {
         [
             ("tracked", self.tracked),
+            ("recovered", self.recovered),
             ("delivered", self.delivered),
             ("retried", self.retried),
             ("failed", self.failed),
@@ -124,10 +142,20 @@ impl Stats {
             ("deduplicated", self.deduplicated),
             ("queued", self.queued),
             ("in_flight", self.in_flight),
+            ("blocked", self.blocked),
             ("rate_limited", self.rate_limited),
             ("rate_limit_wait_ms", self.rate_limit_wait_ms),
             ("auth_paused", self.auth_paused as u64),
             ("reports_dropped", self.reports_dropped),
         ]
+    }
+}
+
+impl Stats {
+    /// Whether every event is accounted for: `tracked + recovered` equals the
+    /// sum of the outcomes plus what is still queued or in flight.
+    pub fn balanced(&self) -> bool {
+        self.tracked + self.recovered
+            == self.delivered + self.failed + self.dropped + self.deduplicated + self.queued + self.in_flight
     }
 }

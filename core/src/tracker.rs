@@ -1,117 +1,114 @@
-//! The public face: [`Tracker`].
+//! The public face: [`Tracker`], which owns its whole lifecycle behind `&self`.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, SendTimeoutError, TrySendError};
-
 use crate::config::{Config, Overflow};
-use crate::delivery::Http;
-use crate::event::{Event, Prepared};
-use crate::pipeline::{Control, Msg, Pipeline};
-use crate::ratelimit::{RateLimiter, WindowLimiter};
-use crate::report::Reporter;
+use crate::event::Event;
+use crate::fork;
+use crate::pipeline::{Msg, NameSet, Runtime, REPORT_GRACE};
+use crate::report::on_reporter_thread;
 use crate::stats::{Counters, Stats};
+use crate::store::Body;
 use crate::Error;
 
 /// Sends events to Intercom in the background.
 ///
-/// `Tracker` is `Send + Sync`: share one per process (behind an `Arc` or a
-/// static). [`Tracker::track`] validates on the caller's thread and never
-/// waits on the network; delivery problems are retried, counted in
-/// [`Tracker::stats`] and reported to `Config::on_error`, never returned.
+/// `Tracker` is `Send + Sync` and every method takes `&self`: share one per
+/// process (behind an `Arc` or a static). [`Tracker::track`] validates on the
+/// caller's thread and never waits on the network; delivery problems are
+/// retried, counted in [`Tracker::stats`] and reported to `Config::on_error`,
+/// never returned. No method waits longer than the bound it is given,
+/// whatever other threads are doing.
+///
+/// Fork-safe: in a child process the first call finds the parent's pipeline
+/// (whose threads do not exist there) and starts a fresh one; the parent's
+/// queued events stay the parent's and are never sent twice.
 pub struct Tracker {
     config: Config,
-    names: NameGuard,
-    counters: Arc<Counters>,
-    reporter: Reporter,
     closed: AtomicBool,
-    mode: Mode,
-}
-
-enum Mode {
-    /// Validate and record, send nothing.
-    Memory(Mutex<Vec<Vec<u8>>>),
-    Live(Pipeline),
-}
-
-/// FNV-1a: the name sets hold at most a few hundred short names, so a cheap
-/// hash beats SipHash on the hot path and flooding them is impossible (capped).
-#[derive(Default, Clone, Copy)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for b in bytes {
-            h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type NameSet = HashSet<String, std::hash::BuildHasherDefault<Fnv>>;
-
-/// Distinct-name cap and allow-list, checked on the caller's thread.
-struct NameGuard {
-    seen: RwLock<NameSet>,
-    cap: usize,
-    allowed: Option<NameSet>,
-}
-
-impl NameGuard {
-    fn check(&self, name: &str) -> Result<(), Error> {
-        if let Some(allowed) = &self.allowed {
-            if !allowed.contains(name) {
-                return Err(Error::EventNameNotAllowed { name: name.into() });
-            }
-        }
-        if self.seen.read().unwrap_or_else(|p| p.into_inner()).contains(name) {
-            return Ok(());
-        }
-        let mut seen = self.seen.write().unwrap_or_else(|p| p.into_inner());
-        if seen.contains(name) {
-            return Ok(());
-        }
-        if seen.len() >= self.cap {
-            return Err(Error::EventNameLimitReached { name: name.into(), limit: self.cap });
-        }
-        seen.insert(name.to_string());
-        Ok(())
-    }
+    /// The current process's pipeline. Replaced (never freed while the
+    /// tracker lives) after a fork; see [`Tracker::runtime`].
+    current: AtomicPtr<Runtime>,
+    /// `generation + 1` of a replacement under way, 0 when none.
+    rebuilding: AtomicU64,
 }
 
 impl Tracker {
-    /// Start a tracker: checks the configuration, then (unless `memory`) starts
-    /// the dispatcher, sender and reporter threads. Fails with
-    /// `missing_access_token` or `invalid_config`; never touches the network.
+    /// Start a tracker: checks the configuration, then starts the dispatcher
+    /// and reporter threads (sender threads start as they are needed). Fails
+    /// with `missing_access_token` or `invalid_config`; never touches the network.
     pub fn new(config: Config) -> Result<Tracker, Error> {
         config.check()?;
-        let counters = Arc::new(Counters::default());
-        let io_err = |e: std::io::Error| Error::InvalidConfig { option: "threads".into(), reason: e.to_string() };
-        let reporter = Reporter::start(config.on_error.clone(), counters.clone()).map_err(io_err)?;
-        let mode = if config.memory {
-            Mode::Memory(Mutex::new(Vec::new()))
-        } else {
-            let token = config.resolve_token()?;
-            let http = Http::new(&config, &token)?;
-            let limiter: Arc<dyn RateLimiter> = match &config.rate_limiter {
-                Some(l) => l.clone(),
-                None => Arc::new(WindowLimiter::new(config.rate_limit_per_minute)),
+        fork::install();
+        let runtime = Runtime::start(&config, NameSet::default())?;
+        Ok(Tracker {
+            config,
+            closed: AtomicBool::new(false),
+            current: AtomicPtr::new(Box::into_raw(Box::new(runtime))),
+            rebuilding: AtomicU64::new(0),
+        })
+    }
+
+    /// This process's pipeline, started afresh if the current one was built
+    /// by the parent of a fork.
+    #[inline]
+    fn runtime(&self) -> Result<&Runtime, Error> {
+        // SAFETY: `current` always points to a live Runtime: runtimes are only
+        // freed by `Drop` (no other borrow of the tracker exists then), and a
+        // replaced one is leaked, never freed.
+        let rt = unsafe { &*self.current.load(Ordering::Acquire) };
+        if rt.origin.is_current() {
+            return Ok(rt);
+        }
+        self.replace_after_fork()
+    }
+
+    /// The pipeline only if it belongs to this process (calls that need
+    /// nothing from a fresh pipeline in a forked child use this).
+    fn own_runtime(&self) -> Option<&Runtime> {
+        // SAFETY: as in `runtime`.
+        let rt = unsafe { &*self.current.load(Ordering::Acquire) };
+        rt.origin.is_current_process().then_some(rt)
+    }
+
+    #[cold]
+    fn replace_after_fork(&self) -> Result<&Runtime, Error> {
+        loop {
+            let generation = fork::generation();
+            // SAFETY: as in `runtime`.
+            let old = unsafe { &*self.current.load(Ordering::Acquire) };
+            if old.origin.is_current() {
+                return Ok(old);
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(Error::Closed);
+            }
+            let claim = self.rebuilding.load(Ordering::Acquire);
+            if claim == generation + 1 {
+                // Another thread of this process is starting it.
+                std::thread::yield_now();
+                continue;
+            }
+            // A claim from an earlier generation belongs to a thread that does
+            // not exist here any more.
+            if self.rebuilding.compare_exchange(claim, generation + 1, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                continue;
+            }
+            let fresh = Runtime::start(&self.config, old.names_snapshot());
+            let result = match fresh {
+                Ok(rt) => {
+                    // The parent's pipeline is left as it is (its threads do not
+                    // exist here and its locks may be held): leaked, never sent from.
+                    self.current.store(Box::into_raw(Box::new(rt)), Ordering::Release);
+                    log::debug!(target: "trackcore", "started a fresh pipeline after fork (pid {})", std::process::id());
+                    Ok(())
+                }
+                Err(e) => Err(e),
             };
-            Mode::Live(Pipeline::start(&config, http, limiter, reporter.clone(), counters.clone())?)
-        };
-        let names = NameGuard {
-            seen: RwLock::new(NameSet::default()),
-            cap: config.max_event_names,
-            allowed: config.allowed_event_names.as_ref().map(|v| v.iter().cloned().collect()),
-        };
-        Ok(Tracker { config, names, counters, reporter, closed: AtomicBool::new(false), mode })
+            self.rebuilding.store(0, Ordering::Release);
+            result?;
+        }
     }
 
     /// Validate `event` and queue it for delivery.
@@ -129,147 +126,116 @@ impl Tracker {
         if self.closed.load(Ordering::Relaxed) {
             return Err(Error::Closed);
         }
+        let rt = self.runtime()?;
         let prepared = event.prepare(crate::unix_now().as_secs() as i64)?;
-        self.names.check(&event.event_name)?;
-        Counters::add(&self.counters.tracked, 1);
-        match &self.mode {
-            Mode::Memory(rec) => {
-                rec.lock().unwrap_or_else(|p| p.into_inner()).push(prepared.body);
-                // Recorded is as far as memory mode goes: the event is settled.
-                Counters::add(&self.counters.delivered, 1);
+        rt.names.check(&event.event_name)?;
+        let c = &rt.counters;
+        Counters::add(&c.tracked, 1);
+        let cap = self.config.queue_capacity as i64;
+        let policy = self.config.overflow;
+        // Count it as queued first: the dispatcher takes it off the count.
+        let before = c.queued.fetch_add(1, Ordering::Relaxed);
+        if before >= cap && policy != Overflow::DropOldest {
+            // (Under drop_oldest the event goes in and the dispatcher evicts the oldest.)
+            c.queued.fetch_sub(1, Ordering::Relaxed);
+            let room = policy == Overflow::Block && {
+                let deadline = crate::later(Instant::now(), self.config.block_timeout);
+                Counters::gauge(&c.blocked, 1);
+                // Room freed by the dispatcher goes to whoever counts first.
+                let room = rt.room.wait(deadline, || {
+                    c.queued.fetch_add(1, Ordering::Relaxed) < cap || {
+                        c.queued.fetch_sub(1, Ordering::Relaxed);
+                        false
+                    }
+                });
+                Counters::gauge(&c.blocked, -1);
+                room
+            };
+            if !room {
+                Counters::add(&c.dropped_queue_full, 1);
+                let capacity = self.config.queue_capacity;
+                rt.reporter.report(Body::from(prepared.body), Error::QueueFull { capacity, policy: policy.as_str() });
+                return Ok(());
             }
-            Mode::Live(p) => {
-                if self.enqueue(p, prepared) && self.closed.load(Ordering::SeqCst) {
-                    // A shutdown began while this call was under way and may
-                    // already have drained the queue: settle what is stranded.
-                    self.drain_stranded(p);
-                }
-            }
+        }
+        // Unbounded: never blocks, never fails while the runtime holds a receiver.
+        let _ = rt.ingress.send(Msg::Event(prepared));
+        if self.closed.load(Ordering::SeqCst) {
+            // A shutdown began while this call was under way and its
+            // dispatcher may already have stopped: settle what is stranded.
+            rt.settle_stranded();
         }
         Ok(())
     }
 
-    /// Count and report events left in the queue after the dispatcher stopped.
-    fn drain_stranded(&self, p: &Pipeline) {
-        let deadline = crate::later(Instant::now(), crate::pipeline::REPORT_GRACE);
-        while let Ok(m) = p.evict.try_recv() {
-            match m {
-                Msg::Event(ev) => {
-                    Counters::add(&self.counters.dropped_shutdown, 1);
-                    self.reporter.report_until(ev.body, Error::UndeliveredAtShutdown, deadline);
-                }
-                Msg::Flush(tx, _) => {
-                    let _ = tx.send(false);
-                }
-            }
-        }
-    }
-
-    /// Hand an event to the queue under the overflow policy; `true` if queued.
-    fn enqueue(&self, p: &Pipeline, prepared: Prepared) -> bool {
-        let cap = self.config.queue_capacity;
-        let policy = self.config.overflow;
-        let rejected = match policy {
-            Overflow::DropNewest => match p.ingress.try_send(Msg::Event(prepared)) {
-                Ok(()) => return true,
-                Err(e) => e.into_inner(),
-            },
-            Overflow::Block => match p.ingress.send_timeout(Msg::Event(prepared), self.config.block_timeout) {
-                Ok(()) => return true,
-                Err(SendTimeoutError::Timeout(m)) | Err(SendTimeoutError::Disconnected(m)) => m,
-            },
-            Overflow::DropOldest => {
-                let mut msg = Msg::Event(prepared);
-                // Bounded: other producers may refill the slot we free.
-                for _ in 0..64 {
-                    match p.ingress.try_send(msg) {
-                        Ok(()) => return true,
-                        Err(TrySendError::Disconnected(m)) => {
-                            msg = m;
-                            break;
-                        }
-                        Err(TrySendError::Full(m)) => msg = m,
-                    }
-                    match p.evict.try_recv() {
-                        Ok(Msg::Event(old)) => {
-                            Counters::add(&self.counters.dropped_oldest, 1);
-                            self.reporter.report(old.body, Error::QueueFull { capacity: cap, policy: policy.as_str() });
-                        }
-                        Ok(Msg::Flush(tx, until)) => {
-                            let _ = p.control.send(Control::Flush(tx, until));
-                        }
-                        Err(_) => {}
-                    }
-                }
-                msg
-            }
-        };
-        if let Msg::Event(ev) = rejected {
-            Counters::add(&self.counters.dropped_queue_full, 1);
-            self.reporter.report(ev.body, Error::QueueFull { capacity: cap, policy: policy.as_str() });
-        }
-        false
-    }
-
     /// Wait until every event tracked before this call is settled (delivered,
-    /// failed, or dropped) or `timeout` passes. Returns `true` if all settled.
-    /// Blocks the calling thread; bindings release their interpreter lock around it.
+    /// failed, or dropped) and its report has reached the error callback, or
+    /// until `timeout` passes. Returns `true` if all settled.
+    ///
+    /// Called from inside the error callback it returns `false` at once: the
+    /// callback's own thread is what a flush would wait for.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = crate::later(Instant::now(), timeout);
-        let settled = match &self.mode {
-            Mode::Memory(_) => true,
-            // After shutdown nothing moves any more: say at once whether anything is left.
-            Mode::Live(_) if self.closed.load(Ordering::SeqCst) => {
-                let s = self.counters.snapshot();
-                s.queued == 0 && s.in_flight == 0
-            }
-            Mode::Live(p) => {
-                let (tx, rx) = bounded(1);
-                match p.ingress.send_deadline(Msg::Flush(tx, deadline), deadline) {
-                    Ok(()) => rx.recv_deadline(deadline).unwrap_or(false),
-                    Err(_) => false,
-                }
-            }
+        if on_reporter_thread() {
+            log::debug!(target: "trackcore", "flush() called from the error callback returns at once (it would wait for itself)");
+            return false;
+        }
+        let Some(rt) = self.own_runtime() else {
+            // A forked child that has tracked nothing yet has nothing to flush.
+            return true;
         };
+        if self.closed.load(Ordering::SeqCst) && rt.has_stopped() {
+            // After shutdown nothing moves any more: say at once whether anything is left.
+            rt.settle_stranded();
+            let s = rt.counters.snapshot();
+            return s.queued == 0 && s.in_flight == 0;
+        }
         // Failures reported during the flush reach the callback before it returns.
-        settled && self.reporter.drain(deadline)
+        rt.flush(deadline) && rt.reporter.drain(deadline)
     }
 
     /// Flush for at most `timeout`, then stop the background threads. Events
-    /// still undelivered are counted as `dropped_shutdown` and reported. Later
-    /// `track()` calls return `closed`. Returns `true` if nothing had to be
-    /// given up. Returns within `timeout` plus half a second in which the
-    /// reports of what was given up reach the callback. Calling it again
-    /// returns at once.
-    /// Thread-safe: concurrent callers all wait for the same shutdown.
+    /// still undelivered are counted as `dropped_shutdown` and reported; the
+    /// last part of the bound (up to half a second) is kept for those reports
+    /// to reach the callback. After it returns no callback runs and `track()`
+    /// returns `closed`. Returns `true` if nothing had to be given up.
+    ///
+    /// Idempotent and thread-safe: concurrent callers each return within their
+    /// own `timeout`; the pipeline stops by the earliest deadline asked for.
     pub fn shutdown(&self, timeout: Duration) -> bool {
-        let deadline = crate::later(Instant::now(), timeout);
-        let reports_dropped_before = self.counters.snapshot().reports_dropped;
-        let mut clean = true;
-        if let Mode::Live(p) = &self.mode {
-            // The dispatcher handle's lock also makes concurrent shutdowns wait for the first.
-            let mut dispatcher = p.dispatcher.lock().unwrap_or_else(|e| e.into_inner());
-            if !self.closed.swap(true, Ordering::SeqCst) {
-                let _ = p.control.send(Control::Shutdown { deadline });
-            }
-            if let Some(h) = dispatcher.take() {
-                // A dispatcher that died cannot vouch for anything it held.
-                clean &= h.join().is_ok();
-            }
-            drop(dispatcher);
-            self.drain_stranded(p);
-            let s = self.counters.snapshot();
-            clean &= s.dropped_shutdown == 0 && s.queued == 0 && s.in_flight == 0;
-        }
+        let start = Instant::now();
+        let deadline = crate::later(start, timeout);
+        // Keep part of the bound for the reports of what is given up.
+        let grace = REPORT_GRACE.min(timeout / 5);
+        let stop_by = deadline.checked_sub(grace).unwrap_or(deadline).max(start);
         self.closed.store(true, Ordering::SeqCst);
-        // Reports of what was given up at the deadline get a short grace to reach the callback.
-        let reported = self.reporter.drain(crate::later(deadline, crate::pipeline::REPORT_GRACE));
-        reported && clean && self.counters.snapshot().reports_dropped == reports_dropped_before
+        let Some(rt) = self.own_runtime() else {
+            // A forked child that never used the tracker: the parent's events
+            // are the parent's to deliver.
+            return true;
+        };
+        let dropped_before = rt.counters.snapshot().reports_dropped;
+        let _ = rt.ingress.send(Msg::Shutdown(stop_by));
+        let stopped = rt.wait_stopped(deadline);
+        rt.settle_stranded();
+        // The callback is the caller here: its reports come after it returns.
+        let reported = on_reporter_thread() || rt.reporter.drain(deadline);
+        rt.reporter.silence();
+        let s = rt.counters.snapshot();
+        stopped && reported && s.dropped_shutdown == 0 && s.queued == 0 && s.in_flight == 0 && s.reports_dropped == dropped_before
     }
 
     /// A snapshot of the counters. Cheap; never blocks.
     pub fn stats(&self) -> Stats {
-        self.counters.snapshot()
+        match self.own_runtime() {
+            Some(rt) => {
+                if self.closed.load(Ordering::Relaxed) {
+                    rt.settle_stranded();
+                }
+                rt.counters.snapshot()
+            }
+            None => Stats::default(),
+        }
     }
 
     /// The configuration this tracker runs with.
@@ -278,41 +244,31 @@ impl Tracker {
     }
 
     /// In memory mode, the bodies recorded so far, parsed (oldest first).
-    /// Empty in live mode.
+    /// Empty in live mode. See [`Tracker::recorded_json`].
     pub fn recorded(&self) -> Vec<serde_json::Value> {
         self.recorded_json().iter().filter_map(|b| serde_json::from_str(b).ok()).collect()
     }
 
-    /// In memory mode, the exact JSON bodies recorded so far (oldest first).
+    /// In memory mode, the exact JSON bodies recorded so far (oldest first),
+    /// after waiting (up to `drop_timeout`) for events tracked before the call
+    /// to pass through the pipeline. Memory mode runs the real pipeline with a
+    /// recording transport: de-duplication, overflow and stats behave as in
+    /// production.
     pub fn recorded_json(&self) -> Vec<String> {
-        match &self.mode {
-            Mode::Memory(rec) => rec
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .collect(),
-            Mode::Live(_) => Vec::new(),
+        let Some(rt) = self.own_runtime() else { return Vec::new() };
+        let Some(rec) = &rt.recorded else { return Vec::new() };
+        if !self.closed.load(Ordering::Relaxed) && !on_reporter_thread() {
+            rt.flush(crate::later(Instant::now(), self.config.drop_timeout));
         }
+        let rec = rec.lock().unwrap_or_else(|p| p.into_inner());
+        rec.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
     }
 
     /// In memory mode, forget the recorded events.
     pub fn clear_recorded(&self) {
-        if let Mode::Memory(rec) = &self.mode {
+        if let Some(rec) = self.own_runtime().and_then(|rt| rt.recorded.as_ref()) {
             rec.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
-    }
-
-    /// Call in a child process right after `fork()`: the parent's threads do
-    /// not exist here, so their state is abandoned (never joined, never
-    /// resent) and the child gets a fresh, empty pipeline of its own.
-    pub fn reinit_after_fork(&mut self) -> Result<(), Error> {
-        let fresh = Tracker::new(self.config.clone())?;
-        let old = std::mem::replace(self, fresh);
-        // Joining or dropping the parent's threads' channels could touch locks
-        // held by threads that no longer exist: leak them instead.
-        std::mem::forget(old);
-        Ok(())
     }
 }
 
@@ -320,5 +276,14 @@ impl Drop for Tracker {
     /// Shuts down with `Config::drop_timeout` as the bound.
     fn drop(&mut self) {
         self.shutdown(self.config.drop_timeout);
+        let rt = *self.current.get_mut();
+        // SAFETY: `rt` came from Box::into_raw and nothing borrows the tracker
+        // now. A pipeline built by another process (the parent of a fork) is
+        // leaked instead: its threads' state is not this process's to tear down.
+        unsafe {
+            if (*rt).origin.is_current_process() {
+                drop(Box::from_raw(rt));
+            }
+        }
     }
 }

@@ -29,6 +29,7 @@ const NOT_COVERED: &[&str] = &[
     "unauthorized",
     "retries_exhausted",
     "undelivered_at_shutdown",
+    "delivery_stalled",
     "unsupported_type",
 ];
 

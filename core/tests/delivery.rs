@@ -1,57 +1,12 @@
 //! Delivery rules, over real HTTP against the in-process Intercom emulator.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use trackcore::{Config, Event, OptionValue, Stats, Tracker};
-use trackcore_emulator::{ConfigUpdate, Emulator, EmulatorConfig, ScriptedResponse};
-
-const TOKEN: &str = "tok-delivery-test";
-
-fn emulator() -> Emulator {
-    emulator_with(EmulatorConfig { tokens: vec![TOKEN.into()], ..Default::default() })
-}
-
-fn emulator_with(cfg: EmulatorConfig) -> Emulator {
-    Emulator::start(cfg).expect("emulator binds 127.0.0.1")
-}
-
-type Reports = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
-
-/// A tracker pointed at `emu` with fast retries, plus the reports its error callback got.
-fn tracker(emu: &Emulator, options: &[(&str, OptionValue)]) -> (Tracker, Reports) {
-    let reports: Reports = Arc::default();
-    let mut c = Config::default();
-    c.set("access_token", OptionValue::Str(TOKEN.into())).unwrap();
-    c.set("base_url", OptionValue::Str(emu.base_url())).unwrap();
-    c.set("backoff_base", OptionValue::Float(0.05)).unwrap();
-    c.set("backoff_max", OptionValue::Float(0.2)).unwrap();
-    for (k, v) in options {
-        c.set(k, v.clone()).unwrap();
-    }
-    let sink = reports.clone();
-    c.on_error = Some(Arc::new(move |ev, err| {
-        sink.lock().unwrap().push((err.code().to_string(), err.to_string(), ev.to_json()))
-    }));
-    (Tracker::new(c).unwrap(), reports)
-}
-
-fn ev(i: usize) -> Event {
-    Event::new("upgraded-plan").user_id(format!("u-{i}")).meta("plan", "pro").meta("seats", i as i64)
-}
-
-fn codes(r: &Reports) -> Vec<String> {
-    r.lock().unwrap().iter().map(|(c, _, _)| c.clone()).collect()
-}
-
-/// Every tracked event is accounted for exactly once.
-fn assert_accounted(s: &Stats) {
-    assert_eq!(
-        s.tracked,
-        s.delivered + s.failed + s.dropped + s.deduplicated + s.queued + s.in_flight,
-        "{s:?}"
-    );
-}
+use common::*;
+use trackcore::{Config, Event, OptionValue, Tracker};
+use trackcore_emulator::{ConfigUpdate, EmulatorConfig, ScriptedResponse};
 
 #[test]
 fn delivers_events_with_intercom_headers_and_exact_body() {
@@ -128,9 +83,9 @@ fn gives_up_after_max_retries_and_reports_it() {
     let s = t.stats();
     assert_eq!((s.delivered, s.failed_retries_exhausted, s.retried), (0, 1, 2), "{s:?}");
     let r = reports.lock().unwrap();
-    assert_eq!(r.len(), 1);
-    assert_eq!(r[0].0, "retries_exhausted");
-    assert_eq!(r[0].2["user_id"], "u-7", "the callback gets the event");
+    // Three failures in a row: first a notice that delivery is stalled, then the final outcome.
+    assert_eq!(r.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), vec!["delivery_stalled", "retries_exhausted"]);
+    assert_eq!(r[1].2["user_id"], "u-7", "the callback gets the event");
     assert_accounted(&s);
 }
 
@@ -232,54 +187,65 @@ fn obeys_a_smaller_limit_announced_in_headers() {
 #[test]
 fn flush_reports_a_timeout_and_then_completes() {
     let emu = emulator();
-    emu.set_latency(Duration::from_millis(700), Duration::ZERO);
+    emu.hold();
     let (t, _) = tracker(&emu, &[]);
     t.track(ev(1)).unwrap();
+    assert!(emu.wait_held(1, Duration::from_secs(10)));
     let start = Instant::now();
     assert!(!t.flush(Duration::from_millis(150)));
     assert!(start.elapsed() < Duration::from_millis(600), "flush honoured its bound: {:?}", start.elapsed());
+    emu.open();
     assert!(t.flush(Duration::from_secs(10)));
     assert_eq!(t.stats().delivered, 1);
 }
 
 #[test]
-fn flush_waits_only_for_events_tracked_before_it() {
+fn flush_waits_for_the_events_tracked_before_it() {
     let emu = emulator();
-    emu.script(vec![ScriptedResponse::status(202).with_delay_ms(300)]);
+    emu.hold();
     let (t, _) = tracker(&emu, &[("max_in_flight", OptionValue::Int(4))]);
     t.track(ev(1)).unwrap();
-    assert!(t.flush(Duration::from_secs(5)));
+    let opener = std::thread::scope(|s| {
+        let h = s.spawn(|| emu.wait_held(1, Duration::from_secs(10)) && emu.open() == 1);
+        assert!(t.flush(Duration::from_secs(10)));
+        h.join().unwrap()
+    });
+    assert!(opener);
     assert_eq!(t.stats().delivered, 1, "the event tracked before flush is settled when flush returns");
 }
 
 #[test]
 fn shutdown_is_bounded_and_reports_what_it_could_not_deliver() {
     let emu = emulator();
-    emu.set_latency(Duration::from_secs(3), Duration::ZERO);
+    emu.hold();
     let (t, reports) = tracker(&emu, &[("max_in_flight", OptionValue::Int(1))]);
     for i in 0..5 {
         t.track(ev(i)).unwrap();
     }
+    assert!(emu.wait_held(1, Duration::from_secs(10)), "the first request reached the emulator");
     let start = Instant::now();
     assert!(!t.shutdown(Duration::from_millis(500)));
-    assert!(start.elapsed() < Duration::from_millis(2000), "shutdown took {:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_millis(900), "shutdown took {:?}", start.elapsed());
     let s = t.stats();
     assert_eq!(s.dropped_shutdown, 5, "{s:?}");
     assert_eq!(codes(&reports), vec!["undelivered_at_shutdown"; 5]);
     assert_eq!(t.track(ev(9)).unwrap_err().code(), "closed");
     assert_accounted(&t.stats());
+    emu.open();
 }
 
 #[test]
 fn drop_shuts_down_within_its_bound() {
     let emu = emulator();
-    emu.set_latency(Duration::from_secs(3), Duration::ZERO);
+    emu.hold();
     let (t, reports) = tracker(&emu, &[("drop_timeout", OptionValue::Float(0.3))]);
     t.track(ev(1)).unwrap();
+    assert!(emu.wait_held(1, Duration::from_secs(10)));
     let start = Instant::now();
     drop(t);
-    assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_millis(700), "{:?}", start.elapsed());
     assert_eq!(codes(&reports), vec!["undelivered_at_shutdown"]);
+    emu.open();
 }
 
 #[test]
@@ -296,82 +262,101 @@ fn shutdown_delivers_everything_when_time_allows() {
 #[test]
 fn drop_newest_counts_and_reports_every_dropped_event() {
     let emu = emulator();
-    emu.set_latency(Duration::from_millis(300), Duration::ZERO);
-    let (t, reports) = tracker(&emu, &[("queue_capacity", OptionValue::Int(5)), ("max_pending", OptionValue::Int(1)), ("max_in_flight", OptionValue::Int(1))]);
-    for i in 0..50 {
+    emu.hold();
+    let (t, reports) = tracker(&emu, &[("queue_capacity", OptionValue::Int(5)), ("max_in_flight", OptionValue::Int(1))]);
+    t.track(ev(0)).unwrap();
+    assert!(emu.wait_held(1, Duration::from_secs(10)), "event 0 is in flight");
+    for i in 1..50 {
         t.track(ev(i)).unwrap();
     }
+    let s = t.stats();
+    assert_eq!((s.queued, s.in_flight, s.dropped_queue_full), (5, 1, 44), "{s:?}");
+    emu.open();
     assert!(t.flush(Duration::from_secs(30)));
     let s = t.stats();
-    assert!(s.dropped_queue_full > 0, "{s:?}");
-    assert_eq!(s.delivered + s.dropped_queue_full, 50, "{s:?}");
-    assert_eq!(codes(&reports).len() as u64, s.dropped_queue_full);
-    assert!(codes(&reports).iter().all(|c| c == "queue_full"));
-    // The newest were dropped: the last event never arrived.
-    assert!(emu.events().iter().all(|e| e.user_id.as_deref() != Some("u-49")));
+    assert_eq!((s.delivered, s.dropped_queue_full), (6, 44), "{s:?}");
+    assert_eq!(codes(&reports), vec!["queue_full"; 44]);
+    // The newest were dropped: 0 to 5 arrived.
+    let mut ids: Vec<String> = emu.events().iter().filter_map(|e| e.user_id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, (0..6).map(|i| format!("u-{i}")).collect::<Vec<_>>());
+    assert_accounted(&s);
 }
 
 #[test]
 fn drop_oldest_keeps_the_newest_events() {
     let emu = emulator();
-    emu.set_latency(Duration::from_millis(300), Duration::ZERO);
+    emu.hold();
     let (t, reports) = tracker(
         &emu,
-        &[("queue_capacity", OptionValue::Int(5)), ("max_pending", OptionValue::Int(1)), ("max_in_flight", OptionValue::Int(1)), ("overflow", OptionValue::Str("drop_oldest".into()))],
+        &[("queue_capacity", OptionValue::Int(5)), ("max_in_flight", OptionValue::Int(1)), ("overflow", OptionValue::Str("drop_oldest".into()))],
     );
-    for i in 0..50 {
+    t.track(ev(0)).unwrap();
+    assert!(emu.wait_held(1, Duration::from_secs(10)), "event 0 is in flight");
+    for i in 1..50 {
         t.track(ev(i)).unwrap();
     }
+    emu.open();
     assert!(t.flush(Duration::from_secs(30)));
     let s = t.stats();
-    assert!(s.dropped_oldest > 0, "{s:?}");
-    assert_eq!(s.delivered + s.dropped_oldest, 50, "{s:?}");
-    assert_eq!(codes(&reports).len() as u64, s.dropped_oldest);
-    assert!(emu.events().iter().any(|e| e.user_id.as_deref() == Some("u-49")), "the newest event was kept");
+    assert_eq!((s.delivered, s.dropped_oldest), (6, 44), "{s:?}");
+    assert_eq!(codes(&reports), vec!["queue_full"; 44]);
+    let mut ids: Vec<String> = emu.events().iter().filter_map(|e| e.user_id.clone()).collect();
+    ids.sort();
+    let mut want: Vec<String> = [0, 45, 46, 47, 48, 49].iter().map(|i| format!("u-{i}")).collect();
+    want.sort();
+    assert_eq!(ids, want, "the one in flight and the newest five");
+    assert_accounted(&s);
 }
 
 #[test]
 fn block_waits_for_room_and_loses_nothing() {
     let emu = emulator();
-    emu.set_latency(Duration::from_millis(20), Duration::ZERO);
     let (t, _) = tracker(
         &emu,
         &[
-            ("queue_capacity", OptionValue::Int(2)), ("max_pending", OptionValue::Int(1)),
+            ("queue_capacity", OptionValue::Int(2)),
             ("max_in_flight", OptionValue::Int(1)),
             ("overflow", OptionValue::Str("block".into())),
-            ("block_timeout", OptionValue::Float(5.0)),
+            ("block_timeout", OptionValue::Float(30.0)),
         ],
     );
-    for i in 0..30 {
+    for i in 0..300 {
         t.track(ev(i)).unwrap();
     }
-    assert!(t.flush(Duration::from_secs(20)));
+    assert!(t.flush(Duration::from_secs(30)));
     let s = t.stats();
-    assert_eq!((s.delivered, s.dropped), (30, 0), "{s:?}");
+    assert_eq!((s.delivered, s.dropped), (300, 0), "{s:?}");
+    assert_accounted(&s);
 }
 
 #[test]
 fn block_drops_after_its_timeout() {
     let emu = emulator();
-    emu.set_latency(Duration::from_secs(2), Duration::ZERO);
+    emu.hold();
     let (t, reports) = tracker(
         &emu,
         &[
-            ("queue_capacity", OptionValue::Int(1)), ("max_pending", OptionValue::Int(1)),
+            ("queue_capacity", OptionValue::Int(1)),
             ("max_in_flight", OptionValue::Int(1)),
             ("overflow", OptionValue::Str("block".into())),
             ("block_timeout", OptionValue::Float(0.05)),
         ],
     );
+    t.track(ev(0)).unwrap();
+    assert!(emu.wait_held(1, Duration::from_secs(10)), "event 0 is in flight");
     let start = Instant::now();
-    for i in 0..6 {
+    for i in 1..6 {
         t.track(ev(i)).unwrap();
     }
+    // One fits the queue; each of the other four waits its 50 ms, then is dropped.
+    assert!(start.elapsed() >= Duration::from_millis(200), "{:?}", start.elapsed());
     assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
-    assert!(t.stats().dropped_queue_full >= 1, "{:?}", t.stats());
+    assert_eq!(t.stats().dropped_queue_full, 4, "{:?}", t.stats());
+    emu.open();
     assert!(t.flush(Duration::from_secs(10)));
-    assert_eq!(codes(&reports).len() as u64, t.stats().dropped_queue_full);
+    assert_eq!(codes(&reports), vec!["queue_full"; 4]);
+    assert_eq!(t.stats().delivered, 2);
 }
 
 #[test]
@@ -481,22 +466,24 @@ fn a_redirect_is_a_refusal_not_a_delivery() {
 #[test]
 fn shutdown_reports_every_event_it_gives_up_even_in_bulk() {
     let emu = emulator_with(EmulatorConfig { tokens: vec!["not-ours".into()], ..Default::default() });
-    let (t, reports) = tracker(&emu, &[("queue_capacity", OptionValue::Int(20_000))]);
+    let (t, reports) = tracker(&emu, &[]);
     for i in 0..15_000 {
         t.track(ev(i)).unwrap();
     }
-    assert!(!t.shutdown(Duration::from_millis(500)));
+    assert!(!t.shutdown(Duration::from_millis(1500)));
     let s = t.stats();
-    assert_eq!((s.dropped_shutdown, s.reports_dropped), (15_000, 0), "{s:?}");
-    // All 15,000 reports were queued (none dropped); on a loaded machine the
-    // callback may still be working through them when the bounded shutdown returns.
-    let given_up = || codes(&reports).iter().filter(|c| *c == "undelivered_at_shutdown").count();
-    let until = Instant::now() + Duration::from_secs(20);
-    while given_up() < 15_000 && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(given_up(), 15_000);
-    assert_accounted(&s);
+    assert_eq!(s.dropped_shutdown, 15_000, "{s:?}");
+    let given_up = || codes(&reports).iter().filter(|c| *c == "undelivered_at_shutdown").count() as u64;
+    // Every report reached the callback before shutdown returned or is counted
+    // as not delivered to it; none reaches it afterwards.
+    let heard = given_up();
+    assert!(heard > 0);
+    assert_eq!(heard + s.reports_dropped, 15_000, "{s:?}");
+    let t2 = tracker(&emu, &[]).0;
+    t2.track(ev(1)).unwrap();
+    t2.flush(Duration::from_millis(500)); // time for a stray callback, if there were one
+    assert_eq!(given_up(), heard, "no callback runs after shutdown returns");
+    assert_accounted(&t.stats());
 }
 
 #[test]
@@ -523,10 +510,7 @@ fn a_burst_of_100_000_events_with_default_settings_loses_nothing() {
     assert_eq!((s.tracked, s.dropped), (100_000, 0), "{s:?}");
     assert!(codes(&reports).is_empty());
     // Delivering them all takes 10 minutes at Intercom's default limit; a few arrive meanwhile.
-    let until = Instant::now() + Duration::from_secs(10);
-    while emu.events().len() < 50 && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(emu.events().len() >= 50);
+    assert!(emu.wait_events(50, Duration::from_secs(20)));
     assert_accounted(&t.stats());
 }
+

@@ -16,7 +16,6 @@ Delivery problems never raise: they go to ``on_error(event, error)`` and to the
 from __future__ import annotations
 
 import atexit as _atexit
-import os as _os
 from typing import List, NamedTuple
 
 from . import _native
@@ -73,10 +72,5 @@ for _cls in (TrackError, InvalidEventError, InvalidTypeError, TrackerClosedError
 
 # Flush every tracker at interpreter exit (per-tracker opt-out: flush_at_exit=False).
 _atexit.register(_native._at_exit)
-# After os.fork() the child gets fresh pipelines and never resends the parent's queue.
-if hasattr(_os, "register_at_fork"):
-    _os.register_at_fork(
-        before=_native._before_fork,
-        after_in_parent=_native._after_fork_parent,
-        after_in_child=_native._after_fork_child,
-    )
+# No fork hook is needed: after os.fork() the core notices it is in the child
+# on the next call, starts a fresh pipeline and never resends the parent's queue.

@@ -68,7 +68,12 @@ class ConfigError(TrackError, ValueError):
 class DeliveryError(TrackError):
     """An event could not be delivered. Never raised: passed to ``on_error``
     and logged to the ``trackcore`` logger. Codes: ``queue_full``,
-    ``rejected``, ``unauthorized``, ``retries_exhausted``, ``undelivered_at_shutdown``."""
+    ``rejected``, ``retries_exhausted``, ``undelivered_at_shutdown``; and two
+    notices about an event that is kept and retried: ``unauthorized`` (delivery
+    paused on a refused token) and ``delivery_stalled`` (attempts keep failing)."""
+
+
+_NOTICES = frozenset({"unauthorized", "delivery_stalled"})
 
 
 def _report(callback: Optional[Callable[[dict, DeliveryError], Any]], body: str, error: TrackError) -> None:
@@ -77,7 +82,10 @@ def _report(callback: Optional[Callable[[dict, DeliveryError], Any]], body: str,
         event = json.loads(body)
     except ValueError:
         event = {}
-    _logger.warning("event %r not delivered [%s]: %s", event.get("event_name"), error.code, error)
+    if error.code not in _NOTICES:
+        # Notices (the event is kept and retried) are logged by the core once
+        # per change in delivery's state, not once per event.
+        _logger.warning("event %r not delivered [%s]: %s", event.get("event_name"), error.code, error)
     if callback is None:
         return
     try:

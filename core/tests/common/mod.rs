@@ -1,0 +1,58 @@
+//! What the integration tests share: an emulator, a tracker pointed at it
+//! whose error callback records what it hears, and the accounting check.
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use std::sync::{Arc, Mutex};
+
+use trackcore::{Config, Event, OptionValue, Stats, Tracker};
+use trackcore_emulator::{Emulator, EmulatorConfig};
+
+pub const TOKEN: &str = "tok-delivery-test";
+
+pub fn emulator() -> Emulator {
+    emulator_with(EmulatorConfig { tokens: vec![TOKEN.into()], ..Default::default() })
+}
+
+pub fn emulator_with(cfg: EmulatorConfig) -> Emulator {
+    Emulator::start(cfg).expect("emulator binds 127.0.0.1")
+}
+
+pub type Reports = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
+
+/// A tracker pointed at `emu` with fast retries, plus the reports its error callback got.
+pub fn tracker(emu: &Emulator, options: &[(&str, OptionValue)]) -> (Tracker, Reports) {
+    let (c, reports) = config(&emu.base_url(), options);
+    (Tracker::new(c).unwrap(), reports)
+}
+
+/// The configuration `tracker` uses, for a tracker built another way.
+pub fn config(base_url: &str, options: &[(&str, OptionValue)]) -> (Config, Reports) {
+    let reports: Reports = Arc::default();
+    let mut c = Config::default();
+    c.set("access_token", OptionValue::Str(TOKEN.into())).unwrap();
+    c.set("base_url", OptionValue::Str(base_url.into())).unwrap();
+    c.set("backoff_base", OptionValue::Float(0.05)).unwrap();
+    c.set("backoff_max", OptionValue::Float(0.2)).unwrap();
+    for (k, v) in options {
+        c.set(k, v.clone()).unwrap();
+    }
+    let sink = reports.clone();
+    c.on_error = Some(Arc::new(move |ev, err| {
+        sink.lock().unwrap().push((err.code().to_string(), err.to_string(), ev.to_json()))
+    }));
+    (c, reports)
+}
+
+pub fn ev(i: usize) -> Event {
+    Event::new("upgraded-plan").user_id(format!("u-{i}")).meta("plan", "pro").meta("seats", i as i64)
+}
+
+pub fn codes(r: &Reports) -> Vec<String> {
+    r.lock().unwrap().iter().map(|(c, _, _)| c.clone()).collect()
+}
+
+/// Every tracked event is accounted for exactly once, by counters kept independently.
+pub fn assert_accounted(s: &Stats) {
+    assert!(s.balanced(), "tracked + recovered != outcomes + queued + in_flight: {s:?}");
+}
+

@@ -1,0 +1,64 @@
+//! Delivery trouble is visible as soon as it is known: one log line per change
+//! of state, and a report to the error callback once a failure is persistent,
+//! long before any event is given up. (Its own test binary: it installs the
+//! process's logger.)
+
+mod common;
+
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use common::*;
+use trackcore::{OptionValue, Tracker};
+
+static LINES: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.target().starts_with("trackcore") && m.level() <= log::Level::Info
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            LINES.lock().unwrap().push((r.level(), r.args().to_string()));
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn capture_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        log::set_logger(&Capture).unwrap();
+        log::set_max_level(log::LevelFilter::Debug);
+    });
+}
+
+#[test]
+fn a_closed_port_is_logged_once_and_reported_before_any_event_is_lost() {
+    capture_logs();
+    // A port nothing listens on: every connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (mut c, _) = config(&format!("http://127.0.0.1:{port}"), &[("retry_deadline", OptionValue::Float(600.0))]);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    c.on_error = Some(std::sync::Arc::new(move |_, e| {
+        let _ = tx.send(e.code());
+    }));
+    let t = Tracker::new(c).unwrap();
+    for i in 0..20 {
+        t.track(ev(i)).unwrap();
+    }
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("the callback hears of the stall");
+    assert_eq!(first, "delivery_stalled");
+    let s = t.stats();
+    assert_eq!((s.failed, s.dropped), (0, 0), "no event was lost: {s:?}");
+    assert!(s.queued + s.in_flight == 20, "{s:?}");
+    let lines = LINES.lock().unwrap().clone();
+    let failing: Vec<_> = lines.iter().filter(|(_, m)| m.starts_with("delivery failing")).collect();
+    assert_eq!(failing.len(), 1, "one line for the change of state, however many attempts failed: {lines:?}");
+    assert_eq!(failing[0].0, log::Level::Warn);
+    assert!(failing[0].1.contains("refused") || failing[0].1.contains("connect"), "{failing:?}");
+    assert!(rx.try_recv().is_err(), "one report per stall, not one per attempt");
+    t.shutdown(Duration::ZERO);
+}
