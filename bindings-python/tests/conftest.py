@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
@@ -67,12 +68,31 @@ class Emulator:
         self._call("POST", "/__emulator/config", changes)
 
     def wait_for_events(self, n: int, timeout: float = 10.0) -> List[Dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            events = self.events()
-            if len(events) >= n or time.monotonic() > deadline:
-                return events
-            time.sleep(0.02)
+        """Wait (on the emulator's side, no polling) until `n` events are stored."""
+        self._wait(f"/__emulator/events/wait?count={n}&timeout_ms={int(timeout * 1000)}", timeout)
+        return self.events()
+
+    def hold(self) -> None:
+        """Close the gate: POST /events responses are held until released."""
+        self._call("POST", "/__emulator/gate", {"hold": True})
+
+    def open(self) -> None:
+        """Open the gate and release every held request."""
+        self._call("POST", "/__emulator/gate", {"hold": False})
+
+    def wait_held(self, n: int, timeout: float = 10.0) -> bool:
+        """Whether `n` requests are held at the gate within `timeout`."""
+        return self._wait(f"/__emulator/gate/wait?held={n}&timeout_ms={int(timeout * 1000)}", timeout)
+
+    def _wait(self, path: str, timeout: float) -> bool:
+        req = urllib.request.Request(self.url + path)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout + 10):
+                return True
+        except urllib.error.HTTPError as e:
+            if e.code == 408:
+                return False
+            raise
 
     def stop(self) -> None:
         if self.proc.poll() is None:
