@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 
@@ -19,7 +20,7 @@ APP = textwrap.dedent(
     requests = itertools.count()  # distinct users, so no two requests are copies of one event
 
     tracker = trackcore.Tracker(os.environ["EMU_TOKEN"], base_url=os.environ["EMU_URL"], max_in_flight=1)
-    # Queued in the master, still in flight when the workers fork (the emulator is slow).
+    # Queued in the master, still there when the workers fork (the test holds the emulator's answers).
     for i in range(3):
         tracker.track("booted", user_id=f"master-{i}")
 
@@ -39,7 +40,10 @@ def free_port() -> int:
 
 
 def test_gunicorn_preload_workers_deliver_their_own_events_and_never_the_masters_twice(start_emulator, tmp_path):
-    emu = start_emulator("--latency-ms", "200")
+    emu = start_emulator()
+    emu.hold()  # the master's first event stays in flight and the other two queued until a worker has sent one
+    opener = threading.Thread(target=lambda: emu.wait_held(2, timeout=60) and emu.open())
+    opener.start()
     (tmp_path / "wsgi_app.py").write_text(APP)
     port = free_port()
     env = dict(os.environ, EMU_URL=emu.url, EMU_TOKEN=emu.token, PYTHONPATH=str(tmp_path))
@@ -61,6 +65,7 @@ def test_gunicorn_preload_workers_deliver_their_own_events_and_never_the_masters
     finally:
         gunicorn.terminate()  # the master's atexit flush delivers what it queued
         out, _ = gunicorn.communicate(timeout=30)
+    opener.join()
     assert gunicorn.returncode == 0, out
     events = emu.wait_for_events(3 + len(answers), timeout=15)
     sent = collections.Counter((e["event_name"], e["user_id"]) for e in events)
