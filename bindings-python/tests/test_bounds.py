@@ -23,14 +23,13 @@ def live(emu, **options: Any) -> trackcore.Tracker:
     return trackcore.Tracker(emu.token, base_url=emu.url, **options)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Wait for a condition another thread brings about (checked, not timed)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
+def one_request_held(emulator, **options: Any) -> trackcore.Tracker:
+    """A tracker with one event sent and its answer held at the emulator's gate."""
+    emulator.hold()
+    tracker = live(emulator, **options)
+    tracker.track("held", user_id="u-1")
+    assert emulator.wait_held(1)
+    return tracker
 
 
 @contextmanager
@@ -60,10 +59,7 @@ def run_in_thread_once_released(action: Callable[[], None]) -> Callable[[], thre
 
 
 def test_flush_releases_the_gil_while_it_waits(emulator):
-    emulator.hold()
-    tracker = live(emulator)
-    tracker.track("held", user_id="u-1")
-    assert emulator.wait_held(1)
+    tracker = one_request_held(emulator)
     go = run_in_thread_once_released(emulator.open)
     with gil_only_released_by_blocking_calls():
         thread = go()
@@ -92,10 +88,7 @@ def test_track_under_block_overflow_releases_the_gil_while_it_waits_for_room(emu
 
 
 def test_shutdown_keeps_its_bound_while_another_thread_flushes(emulator):
-    emulator.hold()
-    tracker = live(emulator)
-    tracker.track("held", user_id="u-1")
-    assert emulator.wait_held(1)
+    tracker = one_request_held(emulator)
     flusher = threading.Thread(target=tracker.flush, args=(8,))
     flusher.start()
     start = time.monotonic()
@@ -107,10 +100,7 @@ def test_shutdown_keeps_its_bound_while_another_thread_flushes(emulator):
 
 
 def test_track_answers_at_once_during_another_threads_shutdown(emulator):
-    emulator.hold()
-    tracker = live(emulator)
-    tracker.track("held", user_id="u-1")
-    assert emulator.wait_held(1)
+    tracker = one_request_held(emulator)
     closer = threading.Thread(target=tracker.shutdown, args=(3,))
     closer.start()
     start = time.monotonic()
@@ -124,10 +114,7 @@ def test_track_answers_at_once_during_another_threads_shutdown(emulator):
 
 
 def test_a_second_shutdown_keeps_its_own_shorter_deadline(emulator):
-    emulator.hold()
-    tracker = live(emulator)
-    tracker.track("held", user_id="u-1")
-    assert emulator.wait_held(1)
+    tracker = one_request_held(emulator)
     first = threading.Thread(target=tracker.shutdown, args=(20,))
     first.start()
     start = time.monotonic()
@@ -211,10 +198,7 @@ assert t.stats()["delivered"] == 3, t.stats()
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() exists on POSIX only")
 def test_fork_during_a_long_flush_does_not_freeze_other_threads(emulator):
-    emulator.hold()
-    tracker = live(emulator)
-    tracker.track("held", user_id="u-1")
-    assert emulator.wait_held(1)
+    tracker = one_request_held(emulator)
     flusher = threading.Thread(target=tracker.flush, args=(5,))
     flusher.start()
     start = time.monotonic()
