@@ -1,0 +1,162 @@
+package dev.trackcore
+
+import dev.trackcore.ffi.FfiEntry
+import dev.trackcore.ffi.FfiOption
+import dev.trackcore.ffi.FfiOptionValue
+import dev.trackcore.ffi.FfiScalar
+import dev.trackcore.ffi.FfiScalarEntry
+import dev.trackcore.ffi.FfiValue
+import java.math.BigDecimal
+import java.math.BigInteger
+import java.time.Duration
+import java.time.Instant
+import java.time.LocalDate
+import java.time.LocalDateTime
+import java.time.OffsetDateTime
+import java.time.ZonedDateTime
+
+/**
+ * JVM values → the FFI's values. Pure conversion: every rule about what
+ * Intercom accepts is the core's, applied when it prepares the event. Values
+ * the binding cannot express go to the core as `Unsupported` so its error order
+ * (name, identity, created_at, metadata in key order) is the same in every language.
+ */
+internal object Convert {
+    private const val NAIVE = "LocalDateTime (a date-time without a zone is ambiguous; use Instant, OffsetDateTime or ZonedDateTime)"
+    private val LONG_MIN = BigInteger.valueOf(Long.MIN_VALUE)
+    private val LONG_MAX = BigInteger.valueOf(Long.MAX_VALUE)
+
+    /** `user_id` (a String or an integer, sent as text), `id`, `email` (Strings). */
+    fun identifier(field: String, v: Any?, allowInt: Boolean): String? = when {
+        v == null -> null
+        v is String -> v
+        allowInt && (v is Long || v is Int || v is Short || v is Byte || v is BigInteger) -> v.toString()
+        allowInt && (v is ULong || v is UInt) -> v.toString()
+        else -> throw InvalidTypeException(
+            "$field: must be ${if (allowInt) "a String or an integer" else "a String"}, got ${typeName(v)}",
+            "unsupported_type", field,
+        )
+    }
+
+    /** `created_at`: Unix seconds (an integer) or a point in time. */
+    fun createdAt(v: Any?): Long? = when (v) {
+        null -> null
+        is Long -> v
+        is Int -> v.toLong()
+        is Short -> v.toLong()
+        is Byte -> v.toLong()
+        is Instant -> v.epochSecond
+        is OffsetDateTime -> v.toEpochSecond()
+        is ZonedDateTime -> v.toEpochSecond()
+        is LocalDate -> v.toEpochDay() * 86_400
+        is java.util.Date -> Math.floorDiv(v.time, 1000L)
+        is BigInteger -> if (v in LONG_MIN..LONG_MAX) v.toLong() else throw InvalidEventException(
+            "created_at: integer does not fit in 64 bits; it must be Unix seconds (UTC)", "number_out_of_range", "created_at",
+        )
+        is LocalDateTime -> throw InvalidTypeException(
+            "created_at: a LocalDateTime is ambiguous; pass an Instant, an OffsetDateTime or Unix seconds",
+            "unsupported_type", "created_at",
+        )
+        else -> throw InvalidTypeException(
+            "created_at: must be Unix seconds (Long) or an Instant, OffsetDateTime, ZonedDateTime or LocalDate, got ${typeName(v)}",
+            "unsupported_type", "created_at",
+        )
+    }
+
+    /** `metadata`, in the map's iteration order. */
+    fun metadata(m: Map<*, *>?): List<FfiEntry> {
+        if (m == null || m.isEmpty()) return emptyList()
+        val out = ArrayList<FfiEntry>(m.size)
+        for ((k, v) in m) {
+            if (k !is String) {
+                throw InvalidTypeException("metadata: keys must be Strings, got ${typeName(k)}", "invalid_metadata_key", "metadata")
+            }
+            out.add(FfiEntry(k, value(v)))
+        }
+        return out
+    }
+
+    /** One metadata value. Never fails on a value's type: the core reports unsupported ones. */
+    fun value(v: Any?): FfiValue = when (v) {
+        null -> FfiValue.Null
+        is String -> FfiValue.Text(v)
+        is Boolean -> FfiValue.Flag(v)
+        is Int -> FfiValue.Integer(v.toLong())
+        is Long -> FfiValue.Integer(v)
+        is Double -> FfiValue.Real(v)
+        else -> slow(v)
+    }
+
+    private fun slow(v: Any): FfiValue = when (v) {
+        is Money -> FfiValue.Money(v.amountCents, v.currency)
+        is RichLink -> FfiValue.RichLink(v.url, v.value)
+        is Short -> FfiValue.Integer(v.toLong())
+        is Byte -> FfiValue.Integer(v.toLong())
+        is Float -> FfiValue.Real(v.toDouble())
+        is BigInteger -> if (v in LONG_MIN..LONG_MAX) FfiValue.Integer(v.toLong()) else FfiValue.BigInt(v.toString())
+        is BigDecimal -> bigDecimal(v)
+        is UInt -> FfiValue.Integer(v.toLong())
+        is UShort -> FfiValue.Integer(v.toLong())
+        is UByte -> FfiValue.Integer(v.toLong())
+        is ULong -> if (v <= Long.MAX_VALUE.toULong()) FfiValue.Integer(v.toLong()) else FfiValue.BigInt(v.toString())
+        is CharSequence -> FfiValue.Text(v.toString())
+        is Char -> FfiValue.Text(v.toString())
+        is Instant -> FfiValue.Date(v.epochSecond)
+        is OffsetDateTime -> FfiValue.Date(v.toEpochSecond())
+        is ZonedDateTime -> FfiValue.Date(v.toEpochSecond())
+        is LocalDate -> FfiValue.Date(v.toEpochDay() * 86_400)
+        is java.util.Date -> FfiValue.Date(Math.floorDiv(v.time, 1000L))
+        is LocalDateTime -> FfiValue.Unsupported(NAIVE)
+        is Map<*, *> -> FfiValue.Object(v.entries.map { (k, x) -> FfiScalarEntry(k.toString(), scalar(x)) })
+        is Collection<*> -> FfiValue.Array(v.size.toUInt())
+        is Array<*> -> FfiValue.Array(v.size.toUInt())
+        is IntArray, is LongArray, is DoubleArray, is FloatArray, is ShortArray, is BooleanArray, is CharArray ->
+            FfiValue.Array(0u)
+        else -> FfiValue.Unsupported(typeName(v))
+    }
+
+    /** A field of a nested map: the core reads `url`/`value` strings and `amount`/`currency`. */
+    private fun scalar(v: Any?): FfiScalar = when (val x = value(v)) {
+        is FfiValue.Null -> FfiScalar.Null
+        is FfiValue.Text -> FfiScalar.Text(x.v)
+        is FfiValue.Integer -> FfiScalar.Integer(x.v)
+        is FfiValue.Real -> FfiScalar.Real(x.v)
+        is FfiValue.Flag -> FfiScalar.Flag(x.v)
+        else -> FfiScalar.Other(typeName(v))
+    }
+
+    /** Integral and in range: an integer; otherwise a float (as Python's `Decimal`). */
+    private fun bigDecimal(v: BigDecimal): FfiValue {
+        val integral = v.signum() == 0 || v.stripTrailingZeros().scale() <= 0
+        if (integral) {
+            val i = v.toBigInteger()
+            if (i in LONG_MIN..LONG_MAX) return FfiValue.Integer(i.toLong())
+        }
+        return FfiValue.Real(v.toDouble())
+    }
+
+    fun typeName(v: Any?): String = when (v) {
+        null -> "null"
+        else -> v.javaClass.kotlin.qualifiedName ?: v.javaClass.name
+    }
+
+    /** An option the caller gave → the core's option value (set by name through `Config::set`). */
+    fun option(name: String, v: Any): FfiOption = FfiOption(
+        name,
+        when (v) {
+            is String -> FfiOptionValue.Text(v)
+            is Region -> FfiOptionValue.Text(v.option)
+            is Overflow -> FfiOptionValue.Text(v.option)
+            is RateLimiter -> FfiOptionValue.Text(v.option)
+            is Boolean -> FfiOptionValue.Flag(v)
+            is Int -> FfiOptionValue.Integer(v.toLong())
+            is Long -> FfiOptionValue.Integer(v)
+            is Duration -> FfiOptionValue.Real(seconds(v))
+            is Collection<*> -> FfiOptionValue.Names(v.map { it.toString() })
+            else -> throw ConfigException("config.$name: values of type ${typeName(v)} are not accepted", "invalid_config", "config.$name")
+        },
+    )
+
+    /** A `Duration` as seconds, negative ones kept so the core can refuse them by name. */
+    fun seconds(d: Duration): Double = d.seconds.toDouble() + d.nano / 1e9
+}
