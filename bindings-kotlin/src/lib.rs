@@ -215,7 +215,10 @@ struct ForeignLogger {
 
 impl log::Log for ForeignLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
+        // The core's lines only: its dependencies' debug chatter (ureq, rustls)
+        // is not the JVM application's business, and each line costs a JNA
+        // callback (which attaches the native thread to the JVM).
+        metadata.level() <= log::max_level() && metadata.target().starts_with("trackcore")
     }
 
     fn log(&self, record: &log::Record<'_>) {

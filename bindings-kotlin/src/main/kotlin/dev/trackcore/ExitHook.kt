@@ -1,40 +1,42 @@
 package dev.trackcore
 
-import java.util.Collections
-import java.util.WeakHashMap
+import dev.trackcore.ffi.NativeTracker
+import java.time.Duration
+import java.util.concurrent.ConcurrentHashMap
 
 /**
- * The JVM shutdown hook: shuts down every live tracker that asked for it
- * (`flushAtExit`, the default), each within its `exitTimeout`, then tells the
- * native side to make no more calls into the JVM. Trackers are held weakly: an
- * unreachable one is shut down by its own cleaner (within `drop_timeout`).
+ * The JVM shutdown hook: shuts down every tracker not shut down yet, each
+ * within its `exitTimeout` (at once with `flushAtExit = false`), then tells
+ * the native side to make no more calls into the JVM.
  *
- * The registry's lock is held only to add, remove or copy entries, never
- * across a shutdown.
+ * Entries hold the native tracker strongly until `shutdown()`/`close()`:
+ * a tracker kept in a local of `main` is unreachable once `main` returns,
+ * and its queued events must still be delivered at exit. No lock is taken.
  */
 internal object ExitHook {
-    private val live: MutableMap<Tracker, Unit> = Collections.synchronizedMap(WeakHashMap())
+    class Entry(val native: NativeTracker, val timeout: Duration)
+
+    private val live: MutableSet<Entry> = ConcurrentHashMap.newKeySet()
 
     private val hook: Unit by lazy {
         Runtime.getRuntime().addShutdownHook(Thread(::run, "trackcore-exit"))
     }
 
-    fun register(t: Tracker) {
+    fun register(e: Entry) {
         hook
-        live[t] = Unit
+        live.add(e)
     }
 
-    fun unregister(t: Tracker) {
-        live.remove(t)
+    fun unregister(e: Entry) {
+        live.remove(e)
     }
 
     private fun run() {
-        val trackers = synchronized(live) { live.keys.toList() }
-        for (t in trackers) {
+        for (e in live.toList()) {
             try {
-                t.shutdownAtExit()
-            } catch (e: Throwable) {
-                Logging.log(dev.trackcore.ffi.FfiLogLevel.WARN, "trackcore: shutdown at exit failed: $e")
+                e.native.shutdown(Convert.seconds(e.timeout))
+            } catch (t: Throwable) {
+                Logging.log(dev.trackcore.ffi.FfiLogLevel.WARN, "trackcore: shutdown at exit failed: $t")
             }
         }
         try {

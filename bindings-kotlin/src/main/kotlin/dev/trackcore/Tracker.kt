@@ -24,7 +24,9 @@ import java.time.Duration
  * counted in [stats] and reported to [onError] (on trackcore's reporter
  * thread), never thrown. No method waits longer than the bound it is given.
  * At JVM exit a shutdown hook flushes for at most [exitTimeout] (default:
- * `dropTimeout`) unless [flushAtExit] is false. Java callers use [builder].
+ * `dropTimeout`) unless [flushAtExit] is false; until [shutdown] or [close]
+ * the hook keeps the tracker's pipeline alive, so close trackers you discard
+ * (one per process is the intended use). Java callers use [builder].
  *
  * @throws ConfigException for an invalid option or a missing token.
  */
@@ -71,6 +73,8 @@ class Tracker(
 
     private val baseUrlShown: String
 
+    private val exitEntry: ExitHook.Entry
+
     init {
         Logging.install()
         val given = ArrayList<FfiOption>(8)
@@ -112,7 +116,8 @@ class Tracker(
         this.defaultTimeout = secondsToDuration(native.option("drop_timeout"))
         this.exitTimeout = exitTimeout ?: defaultTimeout
         this.baseUrlShown = native.option("base_url")?.takeIf { it.isNotEmpty() } ?: "region=${native.option("region")}"
-        ExitHook.register(this)
+        exitEntry = ExitHook.Entry(native, if (flushAtExit) this.exitTimeout else Duration.ZERO)
+        ExitHook.register(exitEntry)
     }
 
     /**
@@ -181,7 +186,7 @@ class Tracker(
     @JvmOverloads
     fun shutdown(timeout: Duration = defaultTimeout): Boolean {
         val clean = native.shutdown(Convert.seconds(timeout))
-        ExitHook.unregister(this)
+        ExitHook.unregister(exitEntry)
         return clean
     }
 
@@ -192,10 +197,6 @@ class Tracker(
     /** [shutdown] within [defaultTimeout]. */
     override fun close() {
         shutdown(defaultTimeout)
-    }
-
-    internal fun shutdownAtExit() {
-        native.shutdown(if (flushAtExit) Convert.seconds(exitTimeout) else 0.0)
     }
 
     /** A snapshot of the counters. Cheap; never blocks. */

@@ -162,7 +162,7 @@ class ApiTest {
         t.track("a", userId = "u")
         t.close()
         t.close()
-        assertTrue(t.shutdown(Duration.ZERO))
+        assertTrue(t.shutdown(Duration.ofSeconds(5)), "a second shutdown has nothing to give up")
         val e = assertThrows<TrackerClosedException> { t.track("a", userId = "u") }
         assertEquals("closed", e.code)
         assertEquals(1, t.stats().tracked)

@@ -49,11 +49,14 @@ object ExitChild {
     @JvmStatic
     fun main(args: Array<String>) {
         val n = args[1].toInt()
-        val t = Tracker(
-            accessToken = Emulator.TOKEN, baseUrl = args[0], flushAtExit = args.getOrNull(2) != "no-flush",
-            exitTimeout = java.time.Duration.ofSeconds(60),
-        )
-        repeat(n) { t.track("exit-test", userId = "u-$it", metadata = mapOf("i" to it)) }
+        trackAndForget(args[0], n, flush = args.getOrNull(2) != "no-flush")
+        // The tracker is unreachable now: the exit flush must not depend on it staying alive.
+        System.gc()
         println("child: tracked $n")
+    }
+
+    private fun trackAndForget(url: String, n: Int, flush: Boolean) {
+        val t = Tracker(accessToken = Emulator.TOKEN, baseUrl = url, flushAtExit = flush, exitTimeout = java.time.Duration.ofSeconds(60))
+        repeat(n) { t.track("exit-test", userId = "u-$it", metadata = mapOf("i" to it)) }
     }
 }
