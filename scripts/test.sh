@@ -14,6 +14,9 @@ cargo test --locked || failed+=("rust")
 echo "==> Python: pytest (binding, conformance, delivery, fork/exit, Django example)"
 bash bindings-python/run-tests.sh || failed+=("python")
 
+echo "==> Kotlin/JVM: mvn install (binding, conformance, emulator, exit hook) and the Gradle consumer"
+bash bindings-kotlin/run-tests.sh || failed+=("kotlin")
+
 echo "==> Demo: the README's first command, on this clone (fails if any tracked event did not arrive)"
 bash scripts/demo.sh || failed+=("demo")
 
