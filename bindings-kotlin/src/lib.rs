@@ -3,12 +3,14 @@
 //! This crate only converts values and maps errors; validation, queueing,
 //! delivery, retries and every default live in the `trackcore` core crate.
 //! The generated Kotlin (`dev.trackcore.ffi`) is wrapped by the idiomatic
-//! `dev.trackcore.Tracker` in `src/main/kotlin`; users never touch it.
+//! `dev.trackcore.Tracker` in `src/main/kotlin`; users never touch it. The one
+//! hot call, `track()`, takes a faster path of its own (see the end of this file).
 //!
 //! No panic crosses the FFI: UniFFI turns a panic in an exported function into
 //! an exception, and every call into Kotlin (error listener, log sink) is made
 //! under `catch_unwind` so a throwing listener cannot kill a core thread.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -17,68 +19,6 @@ use std::time::Duration;
 use trackcore::{Config, Error, Event, FailedEvent, OptionValue, Tracker, Value};
 
 uniffi::setup_scaffolding!();
-
-/// A metadata value as the Kotlin layer hands it over.
-///
-/// Nested maps arrive as [`FfiValue::Object`] with their entries as scalars:
-/// the core only needs to know whether a nested map is exactly `{url, value}`
-/// or `{amount, currency}` and the types of those fields, so one level keeps
-/// every decision (and every error) the core's.
-#[derive(uniffi::Enum, Debug, Clone)]
-pub enum FfiValue {
-    Null,
-    Text { v: String },
-    Integer { v: i64 },
-    Real { v: f64 },
-    Flag { v: bool },
-    /// Unix seconds (UTC); only accepted by the core under `*_date` keys.
-    Date { secs: i64 },
-    Money { amount_cents: i64, currency: String },
-    RichLink { url: String, value: String },
-    Object { entries: Vec<FfiScalarEntry> },
-    /// A list or array (always refused by the core: Intercom has no arrays).
-    Array { len: u32 },
-    /// An integer wider than 64 bits (`BigInteger`), as decimal text.
-    BigInt { digits: String },
-    /// A value of a JVM type trackcore cannot send, by its class name.
-    Unsupported { type_name: String },
-}
-
-/// One field of a nested map.
-#[derive(uniffi::Record, Debug, Clone)]
-pub struct FfiScalarEntry {
-    pub key: String,
-    pub value: FfiScalar,
-}
-
-/// A field of a nested map: scalars, or the type name of anything deeper.
-#[derive(uniffi::Enum, Debug, Clone)]
-pub enum FfiScalar {
-    Null,
-    Text { v: String },
-    Integer { v: i64 },
-    Real { v: f64 },
-    Flag { v: bool },
-    Other { type_name: String },
-}
-
-/// One metadata entry, in the caller's order.
-#[derive(uniffi::Record, Debug, Clone)]
-pub struct FfiEntry {
-    pub key: String,
-    pub value: FfiValue,
-}
-
-/// The inputs of one `track()` call.
-#[derive(uniffi::Record, Debug, Clone)]
-pub struct FfiEvent {
-    pub event_name: String,
-    pub user_id: Option<String>,
-    pub id: Option<String>,
-    pub email: Option<String>,
-    pub created_at: Option<i64>,
-    pub metadata: Vec<FfiEntry>,
-}
 
 /// An option value, by the kinds of the core's option table (`str`, `int`,
 /// `float`, `bool`, `list`). Variant names avoid Kotlin's type names.
@@ -286,13 +226,6 @@ pub fn core_version() -> String {
     env!("CARGO_PKG_VERSION").into()
 }
 
-/// For the benchmark (`bench/`): cross the FFI with an event and do nothing
-/// else, so the share of `track()` that is the crossing itself can be measured.
-#[uniffi::export]
-pub fn ffi_probe(event: FfiEvent) -> u32 {
-    event.metadata.len() as u32
-}
-
 fn option_value(v: FfiOptionValue) -> OptionValue {
     match v {
         FfiOptionValue::Text { v } => OptionValue::Str(v),
@@ -300,45 +233,6 @@ fn option_value(v: FfiOptionValue) -> OptionValue {
         FfiOptionValue::Real { v } => OptionValue::Float(v),
         FfiOptionValue::Flag { v } => OptionValue::Bool(v),
         FfiOptionValue::Names { v } => OptionValue::List(v),
-    }
-}
-
-fn scalar(v: FfiScalar) -> Value {
-    match v {
-        FfiScalar::Null => Value::Null,
-        FfiScalar::Text { v } => Value::String(v),
-        FfiScalar::Integer { v } => Value::Int(v),
-        FfiScalar::Real { v } => Value::Float(v),
-        FfiScalar::Flag { v } => Value::Bool(v),
-        FfiScalar::Other { type_name } => Value::Unsupported(type_name),
-    }
-}
-
-fn value(v: FfiValue) -> Value {
-    match v {
-        FfiValue::Null => Value::Null,
-        FfiValue::Text { v } => Value::String(v),
-        FfiValue::Integer { v } => Value::Int(v),
-        FfiValue::Real { v } => Value::Float(v),
-        FfiValue::Flag { v } => Value::Bool(v),
-        FfiValue::Date { secs } => Value::Date(secs),
-        FfiValue::Money { amount_cents, currency } => Value::Money { amount: amount_cents, currency },
-        FfiValue::RichLink { url, value } => Value::RichLink { url, value },
-        FfiValue::Object { entries } => Value::Object(entries.into_iter().map(|e| (e.key, scalar(e.value))).collect()),
-        FfiValue::Array { .. } => Value::Array(Vec::new()),
-        FfiValue::BigInt { digits } => Value::BigInt(digits),
-        FfiValue::Unsupported { type_name } => Value::Unsupported(type_name),
-    }
-}
-
-fn event(e: FfiEvent) -> Event {
-    Event {
-        event_name: e.event_name,
-        user_id: e.user_id,
-        id: e.id,
-        email: e.email,
-        created_at: e.created_at,
-        metadata: e.metadata.into_iter().map(|m| (m.key, value(m.value))).collect(),
     }
 }
 
@@ -382,11 +276,6 @@ impl NativeTracker {
         Ok(Arc::new(NativeTracker { core: Tracker::new(config)? }))
     }
 
-    /// Validate and queue one event (see `Tracker::track`).
-    pub fn track(&self, event: FfiEvent) -> Result<(), FfiError> {
-        Ok(self.core.track(self::event(event))?)
-    }
-
     /// See `Tracker::flush`; `timeout_secs` is clamped to [0, 1e9].
     pub fn flush(&self, timeout_secs: f64) -> bool {
         self.core.flush(seconds(timeout_secs))
@@ -402,6 +291,12 @@ impl NativeTracker {
         let fields = self.core.stats().fields();
         let (names, values) = fields.into_iter().map(|(n, v)| (n.to_string(), v as i64)).unzip();
         FfiStats { names, values }
+    }
+
+    /// A raw handle for [`trackcore_kotlin_track`], the allocation-free path of
+    /// `track()`: one strong reference, kept until [`release_fast_handle`].
+    pub fn fast_handle(self: Arc<Self>) -> u64 {
+        Arc::into_raw(self) as usize as u64
     }
 
     /// In memory mode, the exact bodies recorded so far (see `Tracker::recorded_json`).
@@ -424,5 +319,185 @@ impl NativeTracker {
             OptionValue::List(l) => l.join(","),
             OptionValue::None => String::new(),
         })
+    }
+}
+
+// ---- the fast path of track() ----
+//
+// UniFFI's Kotlin crosses every call with JNA `Structure`s (a call status, a
+// `RustBuffer` for each record), which on this JVM cost several microseconds
+// per call: more than the whole core's `track()`. The hot call therefore
+// takes the event as bytes in a small format (`Wire` below, written by
+// `Wire.kt`) through one JNA direct-mapped function of primitives; an error
+// is left in a thread-local for `take_track_error()`. Everything else
+// (construction, errors, callbacks, stats) goes through UniFFI.
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<FfiErrorInfo>> = const { RefCell::new(None) };
+}
+
+/// Give back the reference taken by `NativeTracker::fast_handle`.
+#[uniffi::export]
+pub fn release_fast_handle(handle: u64) {
+    if handle != 0 {
+        // SAFETY: `handle` came from `fast_handle` (Arc::into_raw) and the
+        // Kotlin Tracker releases it exactly once, from its cleaner, after its
+        // last call.
+        unsafe { drop(Arc::from_raw(handle as usize as *const NativeTracker)) }
+    }
+}
+
+/// The error of this thread's last failed [`trackcore_kotlin_track`], taken.
+#[uniffi::export]
+pub fn take_track_error() -> Option<FfiErrorInfo> {
+    LAST_ERROR.with(|e| e.borrow_mut().take())
+}
+
+/// Validate and queue one event given as `Wire` bytes. Returns 0 when it was
+/// queued, 1 when it was refused (the error waits in `take_track_error()`).
+///
+/// # Safety
+/// `handle` is a live `fast_handle`; `data` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn trackcore_kotlin_track(handle: u64, data: *const u8, len: i32) -> i32 {
+    if handle == 0 || data.is_null() || len < 0 {
+        return 2;
+    }
+    // SAFETY: as documented above; the Kotlin caller keeps both alive for the call.
+    let (tracker, bytes) = unsafe { (&*(handle as usize as *const NativeTracker), std::slice::from_raw_parts(data, len as usize)) };
+    let result = catch_unwind(AssertUnwindSafe(|| match Wire(bytes).event() {
+        Some(event) => tracker.core.track(event),
+        None => Err(Error::UnsupportedType { key: "event".into(), type_name: "malformed wire bytes".into() }),
+    }));
+    match result {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            LAST_ERROR.with(|slot| *slot.borrow_mut() = Some(info(&e)));
+            1
+        }
+        Err(_) => 2,
+    }
+}
+
+/// For the benchmark (`bench/`): the same crossing as
+/// [`trackcore_kotlin_track`] doing nothing, so the share of `track()` that is
+/// the JNA call itself can be measured.
+#[no_mangle]
+pub extern "C" fn trackcore_kotlin_probe(_handle: u64, _data: *const u8, len: i32) -> i32 {
+    i32::from(len < 0)
+}
+
+/// Reads the bytes `Wire.kt` writes: little-endian, strings as u32 length +
+/// UTF-8. Every read is bounds-checked; malformed input is `None`, never a panic.
+struct Wire<'a>(&'a [u8]);
+
+impl Wire<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take(8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+    fn str(&mut self) -> Option<String> {
+        let n = self.u32()? as usize;
+        Some(String::from_utf8_lossy(self.take(n)?).into_owned())
+    }
+    fn opt_str(&mut self) -> Option<Option<String>> {
+        match self.u8()? {
+            0 => Some(None),
+            _ => Some(Some(self.str()?)),
+        }
+    }
+    fn event(mut self) -> Option<Event> {
+        let event_name = self.str()?;
+        let (user_id, id, email) = (self.opt_str()?, self.opt_str()?, self.opt_str()?);
+        let created_at = match self.u8()? {
+            0 => None,
+            _ => Some(self.i64()?),
+        };
+        let n = self.u32()? as usize;
+        let mut metadata = Vec::with_capacity(n.min(64));
+        for _ in 0..n {
+            let key = self.str()?;
+            metadata.push((key, self.value()?));
+        }
+        self.0.is_empty().then_some(Event { event_name, user_id, id, email, created_at, metadata })
+    }
+    fn value(&mut self) -> Option<Value> {
+        Some(match self.u8()? {
+            0 => Value::Null,
+            1 => Value::String(self.str()?),
+            2 => Value::Int(self.i64()?),
+            3 => Value::Float(f64::from_bits(self.i64()? as u64)),
+            4 => Value::Bool(self.u8()? != 0),
+            5 => Value::Date(self.i64()?),
+            6 => Value::Money { amount: self.i64()?, currency: self.str()? },
+            7 => Value::RichLink { url: self.str()?, value: self.str()? },
+            8 => {
+                let n = self.u32()? as usize;
+                let mut fields = Vec::with_capacity(n.min(64));
+                for _ in 0..n {
+                    let key = self.str()?;
+                    let v = match self.value()? {
+                        // Only one level crosses: deeper values are named by type.
+                        Value::Object(_) => Value::Unsupported("map".into()),
+                        v => v,
+                    };
+                    fields.push((key, v));
+                }
+                Value::Object(fields)
+            }
+            9 => Value::Unsupported(self.str()?),
+            10 => {
+                self.u32()?;
+                Value::Array(Vec::new())
+            }
+            11 => Value::BigInt(self.str()?),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(out: &mut Vec<u8>, v: &str) {
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+
+    #[test]
+    fn wire_bytes_become_the_core_event() {
+        let mut b = Vec::new();
+        s(&mut b, "upgraded-plan");
+        b.push(1);
+        s(&mut b, "u-1");
+        b.extend_from_slice(&[0, 0, 1]);
+        b.extend_from_slice(&1_700_000_000i64.to_le_bytes());
+        b.extend_from_slice(&2u32.to_le_bytes());
+        s(&mut b, "plan");
+        b.push(1);
+        s(&mut b, "pro");
+        s(&mut b, "price");
+        b.push(6);
+        b.extend_from_slice(&100i64.to_le_bytes());
+        s(&mut b, "eur");
+        let e = Wire(&b).event().unwrap();
+        assert_eq!(e, Event::new("upgraded-plan").user_id("u-1").created_at(1_700_000_000).meta("plan", "pro").meta("price", Value::Money { amount: 100, currency: "eur".into() }));
+        for cut in 0..b.len() {
+            assert!(Wire(&b[..cut]).event().is_none(), "a truncation at {cut} must be refused, not read");
+        }
     }
 }

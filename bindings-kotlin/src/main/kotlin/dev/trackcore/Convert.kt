@@ -1,12 +1,7 @@
 package dev.trackcore
 
-import dev.trackcore.ffi.FfiEntry
 import dev.trackcore.ffi.FfiOption
 import dev.trackcore.ffi.FfiOptionValue
-import dev.trackcore.ffi.FfiScalar
-import dev.trackcore.ffi.FfiScalarEntry
-import dev.trackcore.ffi.FfiValue
-import java.math.BigDecimal
 import java.math.BigInteger
 import java.time.Duration
 import java.time.Instant
@@ -16,13 +11,14 @@ import java.time.OffsetDateTime
 import java.time.ZonedDateTime
 
 /**
- * JVM values → the FFI's values. Pure conversion: every rule about what
+ * JVM values → the FFI's values (options, identifiers, `created_at`;
+ * metadata is written by [Wire]). Pure conversion: every rule about what
  * Intercom accepts is the core's, applied when it prepares the event. Values
  * the binding cannot express go to the core as `Unsupported` so its error order
  * (name, identity, created_at, metadata in key order) is the same in every language.
  */
 internal object Convert {
-    private const val NAIVE = "LocalDateTime (a date-time without a zone is ambiguous; use Instant, OffsetDateTime or ZonedDateTime)"
+    const val NAIVE = "LocalDateTime (a date-time without a zone is ambiguous; use Instant, OffsetDateTime or ZonedDateTime)"
     private val LONG_MIN = BigInteger.valueOf(Long.MIN_VALUE)
     private val LONG_MAX = BigInteger.valueOf(Long.MAX_VALUE)
 
@@ -61,78 +57,6 @@ internal object Convert {
             "created_at: must be Unix seconds (Long) or an Instant, OffsetDateTime, ZonedDateTime or LocalDate, got ${typeName(v)}",
             "unsupported_type", "created_at",
         )
-    }
-
-    /** `metadata`, in the map's iteration order. */
-    fun metadata(m: Map<*, *>?): List<FfiEntry> {
-        if (m == null || m.isEmpty()) return emptyList()
-        val out = ArrayList<FfiEntry>(m.size)
-        for ((k, v) in m) {
-            if (k !is String) {
-                throw InvalidTypeException("metadata: keys must be Strings, got ${typeName(k)}", "invalid_metadata_key", "metadata")
-            }
-            out.add(FfiEntry(k, value(v)))
-        }
-        return out
-    }
-
-    /** One metadata value. Never fails on a value's type: the core reports unsupported ones. */
-    fun value(v: Any?): FfiValue = when (v) {
-        null -> FfiValue.Null
-        is String -> FfiValue.Text(v)
-        is Boolean -> FfiValue.Flag(v)
-        is Int -> FfiValue.Integer(v.toLong())
-        is Long -> FfiValue.Integer(v)
-        is Double -> FfiValue.Real(v)
-        else -> slow(v)
-    }
-
-    private fun slow(v: Any): FfiValue = when (v) {
-        is Money -> FfiValue.Money(v.amountCents, v.currency)
-        is RichLink -> FfiValue.RichLink(v.url, v.value)
-        is Short -> FfiValue.Integer(v.toLong())
-        is Byte -> FfiValue.Integer(v.toLong())
-        is Float -> FfiValue.Real(v.toDouble())
-        is BigInteger -> if (v in LONG_MIN..LONG_MAX) FfiValue.Integer(v.toLong()) else FfiValue.BigInt(v.toString())
-        is BigDecimal -> bigDecimal(v)
-        is UInt -> FfiValue.Integer(v.toLong())
-        is UShort -> FfiValue.Integer(v.toLong())
-        is UByte -> FfiValue.Integer(v.toLong())
-        is ULong -> if (v <= Long.MAX_VALUE.toULong()) FfiValue.Integer(v.toLong()) else FfiValue.BigInt(v.toString())
-        is CharSequence -> FfiValue.Text(v.toString())
-        is Char -> FfiValue.Text(v.toString())
-        is Instant -> FfiValue.Date(v.epochSecond)
-        is OffsetDateTime -> FfiValue.Date(v.toEpochSecond())
-        is ZonedDateTime -> FfiValue.Date(v.toEpochSecond())
-        is LocalDate -> FfiValue.Date(v.toEpochDay() * 86_400)
-        is java.util.Date -> FfiValue.Date(Math.floorDiv(v.time, 1000L))
-        is LocalDateTime -> FfiValue.Unsupported(NAIVE)
-        is Map<*, *> -> FfiValue.Object(v.entries.map { (k, x) -> FfiScalarEntry(k.toString(), scalar(x)) })
-        is Collection<*> -> FfiValue.Array(v.size.toUInt())
-        is Array<*> -> FfiValue.Array(v.size.toUInt())
-        is IntArray, is LongArray, is DoubleArray, is FloatArray, is ShortArray, is BooleanArray, is CharArray ->
-            FfiValue.Array(0u)
-        else -> FfiValue.Unsupported(typeName(v))
-    }
-
-    /** A field of a nested map: the core reads `url`/`value` strings and `amount`/`currency`. */
-    private fun scalar(v: Any?): FfiScalar = when (val x = value(v)) {
-        is FfiValue.Null -> FfiScalar.Null
-        is FfiValue.Text -> FfiScalar.Text(x.v)
-        is FfiValue.Integer -> FfiScalar.Integer(x.v)
-        is FfiValue.Real -> FfiScalar.Real(x.v)
-        is FfiValue.Flag -> FfiScalar.Flag(x.v)
-        else -> FfiScalar.Other(typeName(v))
-    }
-
-    /** Integral and in range: an integer; otherwise a float (as Python's `Decimal`). */
-    private fun bigDecimal(v: BigDecimal): FfiValue {
-        val integral = v.signum() == 0 || v.stripTrailingZeros().scale() <= 0
-        if (integral) {
-            val i = v.toBigInteger()
-            if (i in LONG_MIN..LONG_MAX) return FfiValue.Integer(i.toLong())
-        }
-        return FfiValue.Real(v.toDouble())
     }
 
     fun typeName(v: Any?): String = when (v) {

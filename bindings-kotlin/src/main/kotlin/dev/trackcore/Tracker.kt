@@ -3,7 +3,6 @@ package dev.trackcore
 import dev.trackcore.ffi.ErrorSink
 import dev.trackcore.ffi.FfiErrorInfo
 import dev.trackcore.ffi.FfiErrorKind
-import dev.trackcore.ffi.FfiEvent
 import dev.trackcore.ffi.FfiException
 import dev.trackcore.ffi.FfiLogLevel
 import dev.trackcore.ffi.FfiOption
@@ -75,6 +74,9 @@ class Tracker(
 
     private val exitEntry: ExitHook.Entry
 
+    /** The native tracker for the fast path of [track]; released by [HANDLES] when this is unreachable. */
+    private val fastHandle: Long
+
     init {
         Logging.install()
         val given = ArrayList<FfiOption>(8)
@@ -116,6 +118,8 @@ class Tracker(
         this.defaultTimeout = secondsToDuration(native.option("drop_timeout"))
         this.exitTimeout = exitTimeout ?: defaultTimeout
         this.baseUrlShown = native.option("base_url")?.takeIf { it.isNotEmpty() } ?: "region=${native.option("region")}"
+        fastHandle = native.fastHandle().toLong()
+        HANDLES.register(this, ReleaseHandle(fastHandle))
         exitEntry = ExitHook.Entry(native, if (flushAtExit) this.exitTimeout else Duration.ZERO)
         ExitHook.register(exitEntry)
     }
@@ -144,19 +148,22 @@ class Tracker(
         createdAt: Any? = null,
         metadata: Map<String, *>? = null,
     ) {
+        val wire = Wire.get()
         @Suppress("USELESS_ELVIS") // Java callers may pass null
-        val event = FfiEvent(
+        wire.event(
             eventName ?: "",
             Convert.identifier("user_id", userId, true),
             Convert.identifier("id", id, false),
             Convert.identifier("email", email, false),
             Convert.createdAt(createdAt),
-            Convert.metadata(metadata),
+            metadata,
         )
-        try {
-            native.track(event)
-        } catch (e: FfiException.Failed) {
-            throw exception(e.info)
+        val rc = FastPath.trackcore_kotlin_track(fastHandle, wire.bytes, wire.length)
+        java.lang.ref.Reference.reachabilityFence(this) // the handle lives as long as this object
+        if (rc != 0) {
+            val info = dev.trackcore.ffi.takeTrackError()
+                ?: throw IllegalStateException("trackcore: the native track() call failed (code $rc)")
+            throw exception(info)
         }
     }
 
@@ -302,6 +309,9 @@ class Tracker(
 
         private val NOTICES = setOf("unauthorized", "delivery_stalled")
 
+        /** Releases each tracker's fast-path handle once the tracker is unreachable. */
+        private val HANDLES: java.lang.ref.Cleaner = java.lang.ref.Cleaner.create()
+
         private fun secondsToDuration(s: String?): Duration {
             val d = s?.toDoubleOrNull() ?: 5.0
             return Duration.ofNanos((d * 1e9).toLong())
@@ -314,6 +324,10 @@ class Tracker(
             FfiErrorKind.CONFIG -> ConfigException(e.message, e.code, e.field)
             FfiErrorKind.DELIVERY -> DeliveryException(e.message, e.code, e.field, e.status?.toInt())
         }
+    }
+
+    private class ReleaseHandle(private val handle: Long) : Runnable {
+        override fun run() = dev.trackcore.ffi.releaseFastHandle(handle.toULong())
     }
 
     /**
