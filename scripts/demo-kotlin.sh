@@ -5,6 +5,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 example="$root/examples/kotlin-jvm"
-mvn -B -q -ntp -f "$root/bindings-kotlin/pom.xml" install -DskipTests >&2
-mvn -B -q -ntp -f "$example/pom.xml" package dependency:build-classpath -Dmdep.outputFile="$example/target/classpath.txt" >&2
+mvn -B -q -ntp -Dstyle.color=never -f "$root/bindings-kotlin/pom.xml" install -DskipTests >&2
+mvn -B -q -ntp -Dstyle.color=never -f "$example/pom.xml" package dependency:build-classpath -Dmdep.outputFile="$example/target/classpath.txt" >&2
 java -cp "$example/target/classes:$(cat "$example/target/classpath.txt")" example.MainKt --demo

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# JMH: caller cost of track() beside Segment's analytics-java and posthog-server,
+# all in one run against one emulator (rate limit off), then the table of ratios
+# for docs/benchmarks.md. Extra arguments go to JMH (e.g. `-f 2`, `-i 10`).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+(cd "$root" && cargo build --locked --release -q -p trackcore-emulator --bin trackcore-emulator)
+mvn -B -q -ntp -Dstyle.color=never -f "$root/bindings-kotlin/pom.xml" install -DskipTests
+mvn -B -q -ntp -Dstyle.color=never -f "$here/pom.xml" package dependency:build-classpath -Dmdep.outputFile="$here/target/classpath.txt"
+
+work="$(mktemp -d)"
+"$root/target/release/trackcore-emulator" --port 0 --token test-token --rate-limit-per-minute 0 --exit-on-stdin-close \
+    >"$work/emu.log" 2>&1 < <(sleep 36000) &
+emu_pid=$!
+trap 'kill $emu_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+url=""
+for _ in $(seq 1 200); do
+    url="$(sed -nE 's/.*listening on (http:\/\/127\.0\.0\.1:[0-9]+).*/\1/p' "$work/emu.log" | head -n1)"
+    [ -n "$url" ] && break
+    sleep 0.05
+done
+[ -n "$url" ] || { echo "bench: the emulator did not start" >&2; exit 1; }
+
+java -Dbench.url="$url" -cp "$here/target/classes:$(cat "$here/target/classpath.txt")" \
+    org.openjdk.jmh.Main -rf json -rff "$here/target/jmh.json" "$@" TrackBench
+python3 - "$here/target/jmh.json" <<'PY'
+import json, sys
+rows = {r["benchmark"].rsplit(".", 1)[1]: r["primaryMetric"] for r in json.load(open(sys.argv[1]))}
+base = rows["trackcore_track"]["score"]
+print("\n| benchmark | ns per call (mean ± 99.9% CI) | vs trackcore_track |")
+print("| --- | --- | --- |")
+for name, m in rows.items():
+    print(f"| `{name}` | {m['score']:.0f} ± {m['scoreError']:.0f} | {m['score'] / base:.2f}× |")
+PY
