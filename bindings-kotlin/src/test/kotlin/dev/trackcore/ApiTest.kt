@@ -97,6 +97,30 @@ class ApiTest {
     }
 
     @Test
+    fun `any Unicode crosses intact and generic maps are classified by the core`() {
+        Tracker(memory = true, flushAtExit = false).use { t ->
+            t.track(
+                "café ☕", userId = "ü-1", createdAt = 1_700_000_000,
+                metadata = linkedMapOf(
+                    "emoji" to "😀 \"quoted\" \n", "lone" to "a\uD800b",
+                    "price" to mapOf("amount" to 100, "currency" to "eur"),
+                    "doc" to mapOf("url" to "https://x.org", "value" to "X"),
+                ),
+            )
+            val body = t.recorded().single()
+            assertEquals("café ☕", body["event_name"])
+            assertEquals("ü-1", body["user_id"])
+            val m = body["metadata"] as Map<*, *>
+            assertEquals("😀 \"quoted\" \n", m["emoji"])
+            assertEquals("a?b", m["lone"], "an unpaired surrogate is not UTF-8: the JDK's replacement")
+            assertEquals(mapOf("amount" to 100L, "currency" to "eur"), m["price"])
+            assertEquals(mapOf("url" to "https://x.org", "value" to "X"), m["doc"])
+            val deep = assertThrows<InvalidTypeException> { t.track("a", userId = "u", metadata = mapOf("o" to mapOf("a" to mapOf("b" to 1)))) }
+            assertEquals("nested_object_not_supported" to "metadata.o", deep.code to deep.field)
+        }
+    }
+
+    @Test
     fun `created_at takes seconds, an Instant, an OffsetDateTime or a LocalDate`() {
         Tracker(memory = true, dedupe = false, flushAtExit = false).use { t ->
             t.track("a", userId = "u", createdAt = 1_700_000_000)
