@@ -149,17 +149,21 @@ class Tracker(
         metadata: Map<String, *>? = null,
     ) {
         val wire = Wire.get()
-        @Suppress("USELESS_ELVIS") // Java callers may pass null
-        wire.event(
-            eventName ?: "",
-            Convert.identifier("user_id", userId, true),
-            Convert.identifier("id", id, false),
-            Convert.identifier("email", email, false),
-            Convert.createdAt(createdAt),
-            metadata,
-        )
-        val rc = FastPath.trackcore_kotlin_track(fastHandle, wire.bytes, wire.length)
-        java.lang.ref.Reference.reachabilityFence(this) // the handle lives as long as this object
+        val rc = try {
+            @Suppress("USELESS_ELVIS") // Java callers may pass null
+            wire.event(
+                eventName ?: "",
+                Convert.identifier("user_id", userId, true),
+                Convert.identifier("id", id, false),
+                Convert.identifier("email", email, false),
+                Convert.createdAt(createdAt),
+                metadata,
+            )
+            FastPath.trackcore_kotlin_track(fastHandle, wire.bytes, wire.length)
+        } finally {
+            Wire.release(wire)
+            java.lang.ref.Reference.reachabilityFence(this) // the handle lives as long as this object
+        }
         if (rc != 0) {
             val info = dev.trackcore.ffi.takeTrackError()
                 ?: throw IllegalStateException("trackcore: the native track() call failed (code $rc)")

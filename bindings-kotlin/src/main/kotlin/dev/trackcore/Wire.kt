@@ -1,7 +1,6 @@
 package dev.trackcore
 
 import com.sun.jna.Native
-import com.sun.jna.NativeLibrary
 import java.math.BigDecimal
 import java.math.BigInteger
 import java.time.Instant
@@ -162,23 +161,43 @@ internal class Wire {
         i64(v.toDouble().toRawBits())
     }
 
+    private var inUse = false
+
     companion object {
+        private const val KEEP = 64 * 1024
         private val perThread = ThreadLocal.withInitial { Wire() }
 
-        /** This thread's buffer (reused: `track()` never runs twice at once on one thread). */
-        fun get(): Wire = perThread.get()
+        /**
+         * This thread's buffer, or a fresh one if it is in use (a metadata
+         * value whose `toString()` or map iteration tracks an event itself).
+         */
+        fun get(): Wire {
+            val w = perThread.get()
+            if (w.inUse) return Wire()
+            w.inUse = true
+            return w
+        }
+
+        /** Hand the buffer back (one that grew past 64 KiB for a large event is not kept that large). */
+        fun release(w: Wire) {
+            w.inUse = false
+            if (w.buf.size > KEEP) w.buf = ByteArray(512)
+        }
     }
 }
 
 /** `trackcore_kotlin_track` from the library UniFFI's bindings loaded, direct-mapped by JNA. */
 internal object FastPath {
     init {
+        // Exactly the call UniFFI's bindings make (name and this class loader), so JNA
+        // returns the library instance it already loaded. A second instance (JNA
+        // extracts a library from a jar afresh for each distinct load) would have
+        // statics and thread-locals of its own.
         Native.register(
             FastPath::class.java,
-            NativeLibrary.getInstance(
-                // The name UniFFI's bindings load (and its override property).
-                System.getProperty("uniffi.component.trackcore_kotlin.libraryOverride") ?: "trackcore_kotlin",
-            ),)
+            // The name UniFFI's bindings load (and its override property).
+            System.getProperty("uniffi.component.trackcore_kotlin.libraryOverride") ?: "trackcore_kotlin",
+        )
     }
 
     /** 0: queued; 1: refused (see `takeTrackError()`); 2: the call itself failed. */

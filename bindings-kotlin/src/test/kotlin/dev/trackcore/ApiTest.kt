@@ -120,6 +120,24 @@ class ApiTest {
         }
     }
 
+    /** A value whose conversion tracks an event of its own, on the same thread. */
+    private class Reentrant(val t: Tracker) : CharSequence by "outer-value" {
+        override fun toString(): String {
+            t.track("inner", userId = "u-2", createdAt = 1_700_000_000, metadata = mapOf("k" to "inner-value"))
+            return "outer-value"
+        }
+    }
+
+    @Test
+    fun `a value that tracks while it is converted does not corrupt the event around it`() {
+        Tracker(memory = true, flushAtExit = false).use { t ->
+            t.track("outer", userId = "u-1", createdAt = 1_700_000_000, metadata = mapOf("a" to 1, "k" to Reentrant(t), "z" to 2))
+            val bodies = t.recorded().associateBy { it["event_name"] }
+            assertEquals(mapOf("k" to "inner-value"), bodies.getValue("inner")["metadata"])
+            assertEquals(mapOf("a" to 1L, "k" to "outer-value", "z" to 2L), bodies.getValue("outer")["metadata"])
+        }
+    }
+
     @Test
     fun `created_at takes seconds, an Instant, an OffsetDateTime or a LocalDate`() {
         Tracker(memory = true, dedupe = false, flushAtExit = false).use { t ->

@@ -26,6 +26,8 @@ public class Main {
             metadata.put("renewal_date", LocalDate.of(2027, 1, 1));
             tracker.track("gradle-consumer", "java-user-1", null, null, null, metadata);
             tracker.track(new Event("gradle-consumer-builder").email("java@example.com").meta("annual", true));
+            // The typed error also proves the library was loaded from the jar once:
+            // a second copy would keep the error in thread-locals of its own.
             try {
                 tracker.track("gradle-consumer", "java-user-1", null, null, null, Map.of("tags", java.util.List.of("a")));
                 throw new AssertionError("a list in metadata was accepted");
@@ -38,6 +40,7 @@ public class Main {
             if (!flushed || s.getDelivered() != 2) {
                 System.exit(1);
             }
+
         }
     }
 }

@@ -111,14 +111,18 @@ public class TrackBench {
     public int trackcore_encode_only() {
         dev.trackcore.Wire w = dev.trackcore.Wire.Companion.get();
         w.event("upgraded-plan", "u-123", null, null, null, properties());
-        return w.getLength();
+        int n = w.getLength();
+        dev.trackcore.Wire.Companion.release(w);
+        return n;
     }
 
     /** The FFI crossing alone: the same bytes through the same JNA call into a function that does nothing. */
     @Benchmark
     public int trackcore_ffi_crossing_only() {
         dev.trackcore.Wire w = dev.trackcore.Wire.Companion.get();
-        return dev.trackcore.FastPath.INSTANCE.trackcore_kotlin_probe(1L, w.getBytes(), w.getLength());
+        int rc = dev.trackcore.FastPath.INSTANCE.trackcore_kotlin_probe(1L, w.getBytes(), w.getLength());
+        dev.trackcore.Wire.Companion.release(w);
+        return rc;
     }
 
     @Benchmark
