@@ -25,11 +25,14 @@ done
 java -Dbench.url="$url" -cp "$here/target/classes:$(cat "$here/target/classpath.txt")" \
     org.openjdk.jmh.Main -rf json -rff "$here/target/jmh.json" "$@" TrackBench
 python3 - "$here/target/jmh.json" <<'PY'
-import json, sys
-rows = {r["benchmark"].rsplit(".", 1)[1]: r["primaryMetric"] for r in json.load(open(sys.argv[1]))}
-base = rows["trackcore_track"]["score"]
-print("\n| benchmark | ns per call (mean ± 99.9% CI) | vs trackcore_track |")
-print("| --- | --- | --- |")
-for name, m in rows.items():
-    print(f"| `{name}` | {m['score']:.0f} ± {m['scoreError']:.0f} | {m['score'] / base:.2f}× |")
+import json, statistics, sys
+rows = {}
+for r in json.load(open(sys.argv[1])):
+    its = [x for fork in r["primaryMetric"]["rawData"] for x in fork]
+    rows[r["benchmark"].rsplit(".", 1)[1]] = (statistics.median(its), min(its), max(its), r["primaryMetric"]["score"])
+base = rows["trackcore_track"][0]
+print("\n| benchmark | median ns per call (all iterations) | range | mean | vs trackcore_track (medians) |")
+print("| --- | --- | --- | --- | --- |")
+for name, (med, lo, hi, mean) in rows.items():
+    print(f"| `{name}` | {med:,.0f} | {lo:,.0f}–{hi:,.0f} | {mean:,.0f} | {med / base:.2f}× |")
 PY
