@@ -215,7 +215,7 @@ impl Tracker {
             return true;
         };
         let dropped_before = rt.counters.snapshot().reports_dropped;
-        let _ = rt.ingress.send(Msg::Shutdown(stop_by));
+        let _ = rt.ingress.send(Msg::Shutdown { stop_by, report_by: deadline });
         let stopped = rt.wait_stopped(deadline);
         rt.settle_stranded();
         // The callback is the caller here: its reports come after it returns.
