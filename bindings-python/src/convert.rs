@@ -88,6 +88,47 @@ pub fn created_at(py: Python<'_>, v: Option<&Bound<'_, PyAny>>) -> PyResult<Opti
     ))
 }
 
+/// A str argument (`Money.currency`, `RichLink.url`, ...), named `field` in the error.
+pub fn text(py: Python<'_>, field: &str, v: &Bound<'_, PyAny>) -> PyResult<String> {
+    match v.cast::<PyString>() {
+        Ok(s) => Ok(s.to_str()?.to_owned()),
+        Err(_) => Err(conversion_error(
+            py,
+            Kind::InvalidType,
+            &format!("{field}: must be a str, got {}", type_name(v)),
+            "unsupported_type",
+            field,
+        )),
+    }
+}
+
+/// `Money.amount_cents`: an int (or any integer type with `__index__`), never
+/// a float or a bool: a fraction of a cent has no meaning to Intercom.
+pub fn cents(py: Python<'_>, field: &str, v: &Bound<'_, PyAny>) -> PyResult<i64> {
+    if !v.is_instance_of::<PyBool>() {
+        match v.extract::<i64>() {
+            Ok(n) => return Ok(n),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) => {
+                return Err(conversion_error(
+                    py,
+                    Kind::InvalidEvent,
+                    &format!("{field}: integer does not fit in 64 bits"),
+                    "number_out_of_range",
+                    field,
+                ))
+            }
+            Err(_) => {}
+        }
+    }
+    Err(conversion_error(
+        py,
+        Kind::InvalidType,
+        &format!("{field}: must be an int (a whole number of cents), got {}", type_name(v)),
+        "unsupported_type",
+        field,
+    ))
+}
+
 /// `metadata`: a dict (or any mapping with `.items()`), kept in its order.
 pub fn metadata(py: Python<'_>, v: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, Value)>> {
     let Some(v) = v else { return Ok(Vec::new()) };

@@ -88,6 +88,33 @@ def test_integers_wider_than_64_bits_raise_number_out_of_range(trackcore_tracker
     assert info.value.code == "number_out_of_range" and info.value.field == "metadata.big"
 
 
+def test_money_and_rich_link_of_the_wrong_type_raise_the_typed_error_naming_the_argument():
+    with pytest.raises(trackcore.InvalidTypeError) as info:
+        trackcore.Money(1.5, "eur")  # type: ignore[arg-type]
+    assert isinstance(info.value, TypeError)
+    assert (info.value.code, info.value.field) == ("unsupported_type", "amount_cents")
+    assert str(info.value) == "amount_cents: must be an int (a whole number of cents), got float"
+    for args, field in [((True, "eur"), "amount_cents"), (("5", "eur"), "amount_cents"),
+                        ((decimal.Decimal("5"), "eur"), "amount_cents"), ((5, b"eur"), "currency"),
+                        ((5, None), "currency")]:
+        with pytest.raises(trackcore.InvalidTypeError) as info:
+            trackcore.Money(*args)  # type: ignore[arg-type]
+        assert (info.value.code, info.value.field) == ("unsupported_type", field), args
+    with pytest.raises(trackcore.InvalidEventError) as info:
+        trackcore.Money(2**64, "eur")
+    assert (info.value.code, info.value.field) == ("number_out_of_range", "amount_cents")
+    for args, field in [((1, "Invoice"), "url"), (("https://x.org/i", None), "value")]:
+        with pytest.raises(trackcore.InvalidTypeError) as info:
+            trackcore.RichLink(*args)  # type: ignore[arg-type]
+        assert (info.value.code, info.value.field) == ("unsupported_type", field), args
+
+    class Cents(enum.IntEnum):
+        PRICE = 34999
+
+    assert trackcore.Money(Cents.PRICE, "eur") == trackcore.Money(34999, "eur")
+    assert trackcore.Money(amount_cents=5, currency="eur").amount_cents == 5
+
+
 def test_every_core_option_is_a_keyword_and_unknown_ones_raise_config_error():
     names = [o.name for o in trackcore.options()]
     assert "queue_capacity" in names and "overflow" in names and len(names) == len(set(names)) >= 20
