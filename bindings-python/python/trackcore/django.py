@@ -26,6 +26,7 @@ or ``trackcore.testing.capture()``) every call uses that tracker instead.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from typing import Any, Dict, Iterator, Optional
 
@@ -38,6 +39,7 @@ from ._native import Tracker
 
 __all__ = ["get_tracker", "track", "track_user", "reset_tracker", "use_tracker"]
 
+_logger = logging.getLogger("trackcore")
 _lock = threading.Lock()
 _tracker: Optional[Tracker] = None
 # Set by use_tracker(): the tracker every call uses meanwhile, in every thread.
@@ -76,14 +78,27 @@ def track(event_name: str, **kwargs: Any) -> None:
     get_tracker().track(event_name, **kwargs)
 
 
-def track_user(user: Any, event_name: str, **kwargs: Any) -> None:
+def track_user(user: Any, event_name: str, **kwargs: Any) -> bool:
     """Track an event for a Django user: ``user_id`` is ``user.pk`` and, when
-    the user has one, ``email`` is ``user.email``. Extra keywords as in ``track``."""
-    kwargs.setdefault("user_id", str(user.pk))
+    the user has one, ``email`` is ``user.email``. Extra keywords as in ``track``.
+
+    Returns ``True`` when the event was queued. An anonymous user
+    (``AnonymousUser``) or one not saved yet (``pk`` is ``None``) is not a
+    contact Intercom knows: the event is skipped with one WARNING on the
+    ``trackcore`` logger and ``False`` is returned; nothing is sent, never a
+    made-up contact. Raises like ``track`` for invalid input."""
+    pk = getattr(user, "pk", None)
+    if pk is None or getattr(user, "is_anonymous", False) is True:
+        _logger.warning(
+            "track_user(%r) skipped: the user is anonymous or not saved (pk is None), so there is no "
+            "contact to track it for; check request.user.is_authenticated first", event_name)
+        return False
+    kwargs.setdefault("user_id", str(pk))
     email = getattr(user, "email", None)
     if email and "email" not in kwargs:
         kwargs["email"] = email
     get_tracker().track(event_name, **kwargs)
+    return True
 
 
 def reset_tracker(timeout: Optional[float] = None) -> None:
