@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import decimal
 import enum
+import inspect
 import pickle
+import pydoc
+import subprocess
+import sys
+import typing
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,6 +18,8 @@ import pytest
 import trackcore
 
 PACKAGE = Path(trackcore.__file__).parent
+BINDING = Path(__file__).resolve().parents[1]
+KIND_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
 def body(tracker: trackcore.Tracker) -> dict:
@@ -179,3 +186,64 @@ def test_readme_options_table_matches_the_core():
     for o in trackcore.options():
         default = f"`{o.default}`" if o.default else "—"
         assert f"| `{o.name}` | {o.kind} | {default} | {o.doc} |" in readme, o.name
+
+
+def test_help_and_the_signature_show_every_core_option_with_its_type_and_default():
+    signature = inspect.signature(trackcore.Tracker)
+    params = signature.parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()), signature
+    assert list(params)[:5] == ["access_token", "region", "on_error", "flush_at_exit", "exit_timeout"]
+    for o in trackcore.options():
+        param = params[o.name]
+        assert param.annotation is not inspect.Parameter.empty, o.name
+        if o.default == "" or o.default.startswith("$") or o.name in ("region", "user_agent_suffix"):
+            continue  # None: unset / from the environment / the positional None; the binding's suffix
+        assert type(param.default) is KIND_TYPES[o.kind], o.name
+        assert param.default == KIND_TYPES[o.kind](o.default if o.kind != "bool" else o.default == "true"), o.name
+    assert params["overflow"].annotation == typing.Literal["drop_newest", "drop_oldest", "block"]
+    assert params["region"].annotation == typing.Optional[typing.Literal["us", "eu", "au"]]
+
+    text = pydoc.render_doc(trackcore.Tracker, renderer=pydoc.plaintext)
+    assert "queue_capacity: int = 10000" in text and "**options" not in text
+    assert "block_timeout: float = 0.1" in text and "dedupe: bool = True" in text
+    for o in trackcore.options():
+        assert o.doc in text, o.name
+
+
+def test_every_default_the_signature_shows_is_one_the_core_accepts():
+    params = inspect.signature(trackcore.Tracker).parameters
+    defaults = {name: p.default for name, p in params.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not None}
+    trackcore.Tracker(**{**defaults, "memory": True}).shutdown(0)
+    overflows = typing.get_args(params["overflow"].annotation)
+    regions = typing.get_args(typing.get_args(params["region"].annotation)[0])  # Optional[Literal[...]]
+    assert overflows and regions
+    for name, choices in (("overflow", overflows), ("region", regions)):
+        for choice in choices:
+            trackcore.Tracker(memory=True, **{name: choice}).shutdown(0)
+
+
+def test_the_signature_default_user_agent_suffix_is_what_the_tracker_sends(emulator):
+    suffix = inspect.signature(trackcore.Tracker).parameters["user_agent_suffix"].default
+    with trackcore.Tracker(emulator.token, base_url=emulator.url) as tracker:
+        tracker.track("ua", user_id="u")
+        assert tracker.flush(5) is True
+    (event,) = emulator.events()
+    assert event["headers"]["user-agent"].endswith(f"({suffix})"), (event["headers"]["user-agent"], suffix)
+
+
+def test_the_typing_stub_lists_the_core_options_as_generated():
+    result = subprocess.run([sys.executable, str(BINDING / "gen_stub.py"), "--check"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    stub = (BINDING / "python" / "trackcore" / "__init__.pyi").read_text()
+    assert "        queue_capacity: int = 10000,\n" in stub
+    assert '        overflow: Literal["drop_newest", "drop_oldest", "block"] = "drop_newest",\n' in stub
+
+
+def test_option_docs_cost_nothing_at_import_and_track_stays_the_native_method(run_python):
+    result = run_python("import sys, trackcore; print('inspect' in sys.modules)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    assert trackcore.Tracker is trackcore._native.Tracker
+    assert type(trackcore.Tracker.__dict__["track"]).__name__ == "method_descriptor"
