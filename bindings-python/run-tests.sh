@@ -16,7 +16,7 @@ bash "$HERE/setup.sh" >/dev/null
 # The wheel users install (abi3, manylinux tag where this toolchain allows):
 # tests/test_wheel.py installs it into a fresh venv with no cargo on PATH.
 rm -f "$WHEELS"/trackcore-*.whl
-(cd "$HERE" && "$VENV/bin/maturin" build --release --quiet --interpreter "$VENV/bin/python" --out "$WHEELS")
+(cd "$HERE" && MATURIN_NO_MISSING_BUILD_BACKEND_WARNING=1 "$VENV/bin/maturin" build --release --quiet --interpreter "$VENV/bin/python" --out "$WHEELS")
 wheels=("$WHEELS"/trackcore-*.whl)
 if [ "${#wheels[@]}" -ne 1 ] || [ ! -f "${wheels[0]}" ]; then
   echo "run-tests.sh: expected one wheel in $WHEELS, found: ${wheels[*]}" >&2

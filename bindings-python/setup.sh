@@ -16,5 +16,8 @@ fi
 # A version-specific _native.cpython-3XX-*.so left by an older build would be
 # imported ahead of the abi3 one maturin writes now: remove stale builds first.
 rm -f "$HERE"/python/trackcore/_native.*.so
+# pip builds through build_backend/trackcore_build.py, which wraps maturin's
+# backend; maturin would warn that build-backend is not literally "maturin".
+export MATURIN_NO_MISSING_BUILD_BACKEND_WARNING=1
 (cd "$HERE" && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop --release --quiet)
 echo "$VENV/bin/python"
