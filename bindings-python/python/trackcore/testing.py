@@ -33,7 +33,10 @@ def memory_tracker(**options: Any) -> Tracker:
 
 @contextlib.contextmanager
 def capture(**options: Any) -> Iterator[Tracker]:
-    """A ``memory_tracker(**options)`` for the block, shut down when it ends.
+    """A ``memory_tracker(**options)`` for the block. When the block ends the
+    tracker records what is still on its way through the pipeline, then shuts
+    down (at most ``drop_timeout``), so ``recorded()`` after the block has
+    every event tracked inside it.
 
     While the block runs, ``trackcore.django.get_tracker()`` returns it (when
     Django is installed), so ``track()`` and ``track_user()`` anywhere in the
@@ -49,4 +52,4 @@ def capture(**options: Any) -> Iterator[Tracker]:
             with trackcore_django.use_tracker(tracker):
                 yield tracker
     finally:
-        tracker.shutdown(0)
+        tracker.shutdown()
