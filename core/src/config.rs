@@ -357,7 +357,7 @@ const OPTIONS: &[Opt] = &[
         get: |c| int(c.max_in_flight), set: |c, v| { c.max_in_flight = want_count(v, 1, 1024)? as usize; Ok(()) } },
     Opt { name: "rate_limit_per_minute", kind: "int", doc: "the app's Intercom rate limit; pacing keeps under it", shown_default: None,
         get: |c| int(c.rate_limit_per_minute), set: |c, v| { c.rate_limit_per_minute = want_count(v, 1, u32::MAX as i64)? as u32; Ok(()) } },
-    Opt { name: "rate_limiter", kind: "str", doc: "where permits come from: local (this process paces itself) or none", shown_default: None,
+    Opt { name: "rate_limiter", kind: "str", doc: "where permits come from: local or none (local: this process paces itself)", shown_default: None,
         get: |c| OptionValue::Str(c.rate_limiter.as_str().into()),
         set: |c, v| {
             c.rate_limiter = match want_str(v)?.as_str() {

@@ -112,7 +112,7 @@ class Tracker:
         - ``block_timeout``: seconds track() may wait for room under overflow=block
         - ``max_in_flight``: concurrent HTTP requests (sender threads, started as needed)
         - ``rate_limit_per_minute``: the app's Intercom rate limit; pacing keeps under it
-        - ``rate_limiter``: where permits come from: local (this process paces itself) or none
+        - ``rate_limiter``: where permits come from: local or none (local: this process paces itself)
         - ``request_timeout``: seconds per HTTP request
         - ``max_retries``: retries per event after its first attempt
         - ``retry_deadline``: seconds after an event's first attempt when no retry starts
