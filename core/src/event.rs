@@ -180,11 +180,14 @@ impl Event {
         if present > 0 {
             body.extend_from_slice(b",\"metadata\":{");
             let mut first = true;
-            for (key, v) in &self.metadata {
+            for (i, (key, v)) in self.metadata.iter().enumerate() {
                 if matches!(v, Value::Null) {
                     continue;
                 }
                 check_key(key)?;
+                if self.metadata[..i].iter().any(|(k, v)| k == key && !matches!(v, Value::Null)) {
+                    return Err(Error::DuplicateMetadataKey { key: key.clone() });
+                }
                 if !first {
                     body.push(b',');
                 }
@@ -442,6 +445,18 @@ mod tests {
         let other = Value::Object(vec![("a".into(), Value::Int(1))]);
         let err = Event::new("x").user_id("1").meta("o", other).prepare(NOW).unwrap_err();
         assert_eq!(err.code(), "nested_object_not_supported");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_an_error_not_two_keys_on_the_wire() {
+        let mut e = Event::new("x").user_id("1").meta("plan", "pro");
+        e.metadata.push(("plan".into(), Value::String("team".into())));
+        let err = e.prepare(NOW).unwrap_err();
+        assert_eq!((err.code(), err.field().as_deref()), ("duplicate_metadata_key", Some("metadata.plan")));
+        // A null does not count: it is omitted.
+        let mut e = Event::new("x").user_id("1").meta("plan", Value::Null);
+        e.metadata.push(("plan".into(), Value::String("team".into())));
+        assert!(e.prepare(NOW).is_ok());
     }
 
     #[test]

@@ -122,14 +122,18 @@ pub(crate) struct Room {
     lock: Mutex<()>,
     freed: Condvar,
     waiters: AtomicUsize,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Room {
-    /// Wait until `has_room()` or `deadline`; `true` if there is room.
+    /// Wait until `has_room()`, `deadline` or a shutdown; `true` if there is room.
     pub fn wait(&self, deadline: Instant, has_room: impl Fn() -> bool) -> bool {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let room = loop {
+            if self.closed.load(Ordering::SeqCst) {
+                break false;
+            }
             if has_room() {
                 break true;
             }
@@ -142,6 +146,17 @@ impl Room {
         drop(guard);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         room
+    }
+
+    /// A shutdown: every waiter stops waiting (and drops its event).
+    pub fn close(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.closed.store(true, Ordering::SeqCst);
+        self.freed.notify_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     fn notify(&self) {

@@ -80,6 +80,9 @@ pub(crate) struct Reporter {
 struct Silence {
     lock: std::sync::Mutex<()>,
     on: AtomicBool,
+    /// A callback is running (set and cleared under `lock`).
+    running: AtomicBool,
+    idle: std::sync::Condvar,
 }
 
 thread_local! {
@@ -130,6 +133,20 @@ impl Reporter {
                 Counters::add(&self.counters.reports_dropped, 1)
             }
         }
+    }
+
+    /// Wait until no callback is running, or `deadline`; `true` if none is.
+    /// After `silence` none starts again, so this is final.
+    pub fn wait_idle(&self, deadline: Instant) -> bool {
+        let mut guard = self.silenced.lock.lock().unwrap_or_else(|p| p.into_inner());
+        while self.silenced.running.load(Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = self.silenced.idle.wait_timeout(guard, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        true
     }
 
     /// Write one line to the log from the reporter thread; never blocks (a
@@ -244,10 +261,14 @@ fn run(rx: Receiver<Report>, callback: Option<ErrorCallback>, silenced: Arc<Sile
                         Counters::add(&counters.reports_dropped, 1);
                         continue;
                     }
-                    drop(guard); // decided: a silence from now on waits for no one
+                    silenced.running.store(true, Ordering::SeqCst);
+                    drop(guard);
                     if catch_unwind(AssertUnwindSafe(|| cb(&event, &error))).is_err() {
                         log::error!(target: "trackcore", "the error callback panicked; trackcore carries on");
                     }
+                    let _guard = silenced.lock.lock().unwrap_or_else(|p| p.into_inner());
+                    silenced.running.store(false, Ordering::SeqCst);
+                    silenced.idle.notify_all();
                 }
             }
         }
