@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use std::net::{IpAddr, SocketAddr};
+use ureq::http::{HeaderValue, Uri};
 // `unversioned` is ureq's unstable extension API: the workspace pins ureq to ~3.5.
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
@@ -32,21 +33,34 @@ pub(crate) enum Outcome {
     Unauthorized { status: u16 },
 }
 
-/// The HTTP side: one agent, the URL and the headers every request carries.
+/// The HTTP side: one agent, the URL and the headers every request carries
+/// (checked once, at construction).
 pub(crate) struct Http {
     agent: ureq::Agent,
-    url: String,
-    authorization: Secret,
-    api_version: String,
-    user_agent: String,
+    url: Uri,
+    /// `Bearer <token>`, marked sensitive.
+    authorization: HeaderValue,
+    api_version: HeaderValue,
+    user_agent: HeaderValue,
 }
 
 impl Http {
+    /// Checks that the token, the URL and the other headers can form a valid
+    /// request (an [`Error::InvalidConfig`] naming the option if not; the token
+    /// itself is never in the reason) and builds the agent.
     pub fn new(cfg: &Config, token: &Secret) -> Result<Http, Error> {
-        let url = cfg.events_url();
-        if url.parse::<ureq::http::Uri>().is_err() {
-            return Err(Error::InvalidConfig { option: "base_url".into(), reason: format!("{url:?} is not a valid URL") });
-        }
+        let bad = |option: &str, reason: String| Error::InvalidConfig { option: option.into(), reason };
+        let url = events_uri(&cfg.events_url()).map_err(|r| bad("base_url", r))?;
+        let mut authorization = bearer(token.expose()).map_err(|r| bad("access_token", r))?;
+        authorization.set_sensitive(true);
+        let header = |option: &str, value: String| {
+            HeaderValue::from_str(&value).map_err(|_| bad(option, format!("{value:?} cannot be sent in an HTTP header")))
+        };
+        let api_version = header("api_version", cfg.api_version.clone())?;
+        let user_agent = header(
+            "user_agent_suffix",
+            format!("trackcore/{} ({})", env!("CARGO_PKG_VERSION"), cfg.user_agent_suffix),
+        )?;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             // A redirect would turn the POST into a GET without the token:
@@ -57,13 +71,7 @@ impl Http {
             .max_idle_connections_per_host(cfg.max_in_flight.max(8))
             .build();
         let agent = ureq::Agent::with_parts(config, DefaultConnector::new(), LiteralResolver(DefaultResolver::default()));
-        Ok(Http {
-            agent,
-            url,
-            authorization: Secret::new(format!("Bearer {}", token.expose())),
-            api_version: cfg.api_version.clone(),
-            user_agent: format!("trackcore/{} ({})", env!("CARGO_PKG_VERSION"), cfg.user_agent_suffix),
-        })
+        Ok(Http { agent, url, authorization, api_version, user_agent })
     }
 
     /// Post one body and classify the answer, with what its headers said
@@ -71,12 +79,12 @@ impl Http {
     pub fn send(&self, body: &[u8]) -> Response {
         let result = self
             .agent
-            .post(&self.url)
-            .header("Authorization", self.authorization.expose())
+            .post(self.url.clone())
+            .header("Authorization", self.authorization.clone())
             .header("Content-Type", "application/json")
             .header("Accept", "application/json")
-            .header("Intercom-Version", &self.api_version)
-            .header("User-Agent", &self.user_agent)
+            .header("Intercom-Version", self.api_version.clone())
+            .header("User-Agent", self.user_agent.clone())
             .send(body);
         let mut resp = match result {
             Ok(r) => r,
@@ -140,6 +148,52 @@ impl Resolver for LiteralResolver {
     }
 }
 
+/// `url` as a URI ureq can post to, or why not (for `base_url`). The URL is
+/// quoted only when it cannot hold credentials.
+fn events_uri(url: &str) -> Result<Uri, String> {
+    let shown = if url.contains('@') { "the URL".to_string() } else { format!("{url:?}") };
+    let uri: Uri = url.parse().map_err(|e| format!("{shown} is not a valid URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("{shown} does not start with http:// or https://")),
+    }
+    let Some(authority) = uri.authority() else { return Err(format!("{shown} has no host")) };
+    if authority.as_str().contains('@') {
+        return Err("must not hold credentials (user:password@): the access token is sent as a bearer token".into());
+    }
+    if authority.host().is_empty() {
+        return Err(format!("{shown} has no host"));
+    }
+    // `Uri` accepts any digits as the port and then reports none (ureq would use 80).
+    let port = authority.as_str()[authority.host().len()..].strip_prefix(':');
+    if port.is_some_and(|p| !p.is_empty() && !p.parse::<u16>().is_ok_and(|n| n > 0)) {
+        return Err(format!("{shown} has a port that is not between 1 and 65535"));
+    }
+    Ok(uri)
+}
+
+/// The `Authorization` value for `token`, or why it cannot be one. The reason
+/// never contains the token, nor any part of it.
+fn bearer(token: &str) -> Result<HeaderValue, String> {
+    let why = if token.is_empty() {
+        Some("is empty".to_string())
+    } else if token.ends_with('\n') || token.ends_with('\r') {
+        Some("ends with a line break (a token read from a file or an environment variable often keeps its trailing newline)".into())
+    } else if let Some(c) = token.chars().find(|c| c.is_control()) {
+        Some(format!("contains the control character U+{:04X}", c as u32))
+    } else if token.contains(' ') {
+        Some("contains a space (an access token has none: check for spaces around it)".into())
+    } else if !token.is_ascii() {
+        Some("contains a non-ASCII character".into())
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(format!("the token {why}; it cannot be sent in an Authorization header"));
+    }
+    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| "the token cannot be sent in an Authorization header".into())
+}
+
 fn transport_reason(e: &ureq::Error) -> String {
     match e {
         ureq::Error::Timeout(t) => format!("timeout ({t})"),
@@ -184,6 +238,61 @@ fn intercom_error(body: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(base_url: &str) -> Config {
+        Config { base_url: Some(base_url.into()), ..Config::default() }
+    }
+
+    fn invalid(cfg: &Config, token: &str) -> (String, String, String) {
+        match Http::new(cfg, &Secret::new(token)) {
+            Err(e @ Error::InvalidConfig { .. }) => {
+                let Error::InvalidConfig { option, reason } = &e else { unreachable!() };
+                (option.clone(), reason.clone(), format!("{e} {e:?}"))
+            }
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("accepted {:?} with token {token:?}", cfg.base_url),
+        }
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_a_header_is_a_config_error_that_never_shows_the_token() {
+        let cfg = config("http://127.0.0.1:1");
+        for token in ["SeCrEt-Xq9\n", "SeCrEt-Xq9\r\n", "SeCrEt\tXq9", "SeCrEt\u{7f}Xq9", "SeCrEt\0Xq9", " SeCrEt-Xq9", "SeCrEt Xq9", "SeCrEt-Xq9ö", ""] {
+            let (option, reason, shown) = invalid(&cfg, token);
+            assert_eq!(option, "access_token", "{token:?}");
+            for part in ["SeCrEt", "Xq9"] {
+                assert!(!shown.contains(part), "{token:?} shows up in {shown:?}");
+            }
+            assert!(!reason.is_empty());
+        }
+        let (_, reason, _) = invalid(&cfg, "abc\n");
+        assert!(reason.contains("line break"), "{reason}");
+        let (_, reason, _) = invalid(&cfg, "a\u{1b}c");
+        assert!(reason.contains("U+001B"), "{reason}");
+        assert!(Http::new(&cfg, &Secret::new("dG9rOjEyMzQ1Njc4OTA=_-.~+/")).is_ok());
+    }
+
+    #[test]
+    fn a_base_url_that_cannot_form_a_request_is_a_config_error() {
+        for url in ["http://exa mple.com", "ftp://example.com", "http://", "http://:8080", "http://example.com:0", "http://example.com:99999", "localhost:8080"] {
+            let (option, reason, _) = invalid(&config(url), "tok");
+            assert_eq!(option, "base_url", "{url:?}: {reason}");
+        }
+        let (option, reason, shown) = invalid(&config("http://user:pa55word@example.com"), "tok");
+        assert_eq!(option, "base_url");
+        assert!(reason.contains("credentials") && !shown.contains("pa55word"), "{shown}");
+        for url in ["http://127.0.0.1:8080", "https://api.intercom.io", "http://[::1]:9/prefix", "http://localhost"] {
+            assert!(Http::new(&config(url), &Secret::new("tok")).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn headers_from_other_options_are_checked_too() {
+        let cfg = Config { api_version: "2.14\n".into(), ..config("http://127.0.0.1:1") };
+        assert_eq!(invalid(&cfg, "tok").0, "api_version");
+        let cfg = Config { user_agent_suffix: "rust\r\nX-Evil: 1".into(), ..config("http://127.0.0.1:1") };
+        assert_eq!(invalid(&cfg, "tok").0, "user_agent_suffix");
+    }
 
     #[test]
     fn ip_literals_resolve_without_a_lookup() {
