@@ -101,7 +101,8 @@ impl Http {
         let mut authorization = bearer(token.expose()).map_err(|r| bad("access_token", r))?;
         authorization.set_sensitive(true);
         let header = |option: &str, value: String| {
-            HeaderValue::from_str(&value).map_err(|_| bad(option, format!("{value:?} cannot be sent in an HTTP header")))
+            HeaderValue::from_str(&value)
+                .map_err(|_| bad(option, "contains a line break or another control character, which an HTTP header cannot carry".into()))
         };
         let api_version = header("api_version", cfg.api_version.clone())?;
         let user_agent = header(
@@ -240,26 +241,25 @@ fn nothing_sent(e: &ureq::Error) -> bool {
     }
 }
 
-/// `url` as a URI ureq can post to, or why not (for `base_url`). The URL is
-/// quoted only when it cannot hold credentials.
+/// `url` as a URI ureq can post to, or why not (for `base_url`). The reason
+/// never shows the URL: a misplaced token or a password could be in it.
 fn events_uri(url: &str) -> Result<Uri, String> {
-    let shown = if url.contains('@') { "the URL".to_string() } else { format!("{url:?}") };
-    let uri: Uri = url.parse().map_err(|e| format!("{shown} is not a valid URL ({e})"))?;
+    let uri: Uri = url.parse().map_err(|e| format!("is not a valid URL ({e})"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        _ => return Err(format!("{shown} does not start with http:// or https://")),
+        _ => return Err("must start with http:// or https://".into()),
     }
-    let Some(authority) = uri.authority() else { return Err(format!("{shown} has no host")) };
+    let Some(authority) = uri.authority() else { return Err("has no host".into()) };
     if authority.as_str().contains('@') {
         return Err("must not hold credentials (user:password@): the access token is sent as a bearer token".into());
     }
     if authority.host().is_empty() {
-        return Err(format!("{shown} has no host"));
+        return Err("has no host".into());
     }
     // `Uri` accepts any digits as the port and then reports none (ureq would use 80).
     let port = authority.as_str()[authority.host().len()..].strip_prefix(':');
     if port.is_some_and(|p| !p.is_empty() && !p.parse::<u16>().is_ok_and(|n| n > 0)) {
-        return Err(format!("{shown} has a port that is not between 1 and 65535"));
+        return Err("has a port that is not between 1 and 65535".into());
     }
     Ok(uri)
 }
@@ -556,6 +556,9 @@ mod tests {
         let (option, reason, shown) = invalid(&config("http://user:pa55word@example.com"), "tok");
         assert_eq!(option, "base_url");
         assert!(reason.contains("credentials") && !shown.contains("pa55word"), "{shown}");
+        // A token pasted into the URL is not echoed either.
+        let (_, _, shown) = invalid(&config("http://example.com/ dG9rOjEyMzQ1Njc4OTA"), "tok");
+        assert!(!shown.contains("dG9rOjEyMzQ1Njc4OTA"), "{shown}");
         for url in ["http://127.0.0.1:8080", "https://api.intercom.io", "http://[::1]:9/prefix", "http://localhost"] {
             assert!(Http::new(&config(url), &Secret::new("tok")).is_ok(), "{url}");
         }
@@ -566,7 +569,9 @@ mod tests {
         let cfg = Config { api_version: "2.14\n".into(), ..config("http://127.0.0.1:1") };
         assert_eq!(invalid(&cfg, "tok").0, "api_version");
         let cfg = Config { user_agent_suffix: "rust\r\nX-Evil: 1".into(), ..config("http://127.0.0.1:1") };
-        assert_eq!(invalid(&cfg, "tok").0, "user_agent_suffix");
+        let (option, _, shown) = invalid(&cfg, "tok");
+        assert_eq!(option, "user_agent_suffix");
+        assert!(!shown.contains("X-Evil"), "the value is not echoed: {shown}");
     }
 
     #[test]
