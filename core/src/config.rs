@@ -366,7 +366,7 @@ const OPTIONS: &[Opt] = &[
             };
             Ok(())
         } },
-    Opt { name: "request_timeout", kind: "float", doc: "seconds per HTTP request", shown_default: None,
+    Opt { name: "request_timeout", kind: "float", doc: "seconds each phase of an HTTP request may take (connect, send, wait for the answer, read it)", shown_default: None,
         get: |c| secs(c.request_timeout), set: |c, v| { c.request_timeout = want_secs(v)?; Ok(()) } },
     Opt { name: "max_retries", kind: "int", doc: "retries per event after its first attempt", shown_default: None,
         get: |c| int(c.max_retries), set: |c, v| { c.max_retries = want_count(v, 0, u32::MAX as i64)? as u32; Ok(()) } },

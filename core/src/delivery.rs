@@ -1,9 +1,11 @@
 //! Sending one event over HTTP and classifying Intercom's answer.
 //!
-//! A pool of sender threads shares one keep-alive `ureq` agent. Each takes a
-//! job from the dispatcher, posts it, tells the rate limiter what the response
-//! headers said, and returns an [`Outcome`]. Decisions (retry, give up, pause)
-//! are the dispatcher's; this module only says what happened.
+//! `Http` is the production [`Transport`]: the sender threads share one
+//! keep-alive `ureq` agent; each posts one body and returns its [`Outcome`]
+//! with the response's rate-limit headers. Decisions (retry, give up, pause)
+//! and feeding the rate limiter are the scheduler's; this module only says
+//! what happened. A response body that echoes the access token has it
+//! replaced before anything reads it.
 //!
 //! ## Name resolution
 //!
@@ -75,6 +77,8 @@ pub(crate) struct Http {
     target: Target,
     /// `Bearer <token>`, marked sensitive.
     authorization: HeaderValue,
+    /// To scrub from response bodies (a proxy or server that echoes headers).
+    token: Secret,
     api_version: HeaderValue,
     user_agent: HeaderValue,
 }
@@ -127,7 +131,7 @@ impl Http {
             .build();
         let proxied = config.proxy().is_some();
         let target = Target::new(uri, proxied, cfg.request_timeout);
-        Ok(Http { agent: config.new_agent(), target, authorization, api_version, user_agent })
+        Ok(Http { agent: config.new_agent(), target, authorization, token: token.clone(), api_version, user_agent })
     }
 
     /// Post one body and classify the answer, with what its headers said
@@ -153,6 +157,7 @@ impl Http {
         let retry_after = header("retry-after");
         // Read the body to the end so the connection can be reused.
         let text = resp.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
+        let text = scrub(text, self.token.expose());
         Response { outcome: classify(status, &text, retry_after.as_deref(), info.reset), rate: Some(info) }
     }
 
@@ -262,6 +267,15 @@ fn events_uri(url: &str) -> Result<Uri, String> {
         return Err("has a port that is not between 1 and 65535".into());
     }
     Ok(uri)
+}
+
+/// `text` with every occurrence of `token` replaced: what Intercom (or a proxy)
+/// answered reaches callbacks and logs, and must never carry the token there.
+fn scrub(text: String, token: &str) -> String {
+    if token.len() < 4 || !text.contains(token) {
+        return text;
+    }
+    text.replace(token, "<redacted>")
 }
 
 /// The `Authorization` value for `token`, or why it cannot be one. The reason

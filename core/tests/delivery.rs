@@ -518,3 +518,17 @@ fn a_burst_of_100_000_events_with_default_settings_loses_nothing() {
     assert_accounted(&t.stats());
 }
 
+
+#[test]
+fn a_server_answer_that_echoes_the_token_reaches_the_callback_scrubbed() {
+    let emu = emulator();
+    let echo = format!("bad request: Authorization: Bearer {TOKEN}");
+    emu.script(vec![ScriptedResponse::status(400).with_error("parameter_invalid", &echo)]);
+    let (t, reports) = tracker(&emu, &[]);
+    t.track(ev(1)).unwrap();
+    assert!(t.flush(Duration::from_secs(10)));
+    let r = reports.lock().unwrap();
+    assert_eq!(r.len(), 1);
+    assert!(!r[0].1.contains(TOKEN), "{}", r[0].1);
+    assert!(r[0].1.contains("Bearer <redacted>"), "{}", r[0].1);
+}

@@ -113,7 +113,7 @@ class Tracker:
         - ``max_in_flight``: concurrent HTTP requests (sender threads, started as needed)
         - ``rate_limit_per_minute``: the app's Intercom rate limit; pacing keeps under it
         - ``rate_limiter``: where permits come from: local or none (local: this process paces itself)
-        - ``request_timeout``: seconds per HTTP request
+        - ``request_timeout``: seconds each phase of an HTTP request may take (connect, send, wait for the answer, read it)
         - ``max_retries``: retries per event after its first attempt
         - ``retry_deadline``: seconds after an event's first attempt when no retry starts
         - ``backoff_base``: first retry backoff in seconds (doubles per retry)
