@@ -14,6 +14,9 @@ cargo test --locked || failed+=("rust")
 echo "==> Python: pytest (binding, conformance, delivery, fork/exit, Django example)"
 bash bindings-python/run-tests.sh || failed+=("python")
 
+echo "==> Node: node --test (binding, conformance, delivery, exit, worker threads, packed tarball, Express example)"
+bash bindings-node/run-tests.sh || failed+=("node")
+
 echo "==> Demo: the README's first command, on this clone (fails if any tracked event did not arrive)"
 bash scripts/demo.sh || failed+=("demo")
 
