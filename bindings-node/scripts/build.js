@@ -11,7 +11,7 @@ const { platformTriple } = require('../native.js');
 const here = resolve(__dirname, '..');
 const root = resolve(here, '..');
 const debug = process.argv.includes('--debug');
-const args = ['build', '--locked', '-p', 'trackcore-node'];
+const args = ['build', '--locked', '-q', '-p', 'trackcore-node'];
 if (!debug) args.push('--release');
 execFileSync('cargo', args, { cwd: root, stdio: 'inherit' });
 
@@ -40,4 +40,4 @@ const platformPkg = {
   ...(abi === 'gnu' || abi === 'musl' ? { libc: [abi === 'gnu' ? 'glibc' : 'musl'] } : {}),
 };
 writeFileSync(join(dir, 'package.json'), JSON.stringify(platformPkg, null, 2) + '\n');
-console.log(`built ${name}`);
+console.error(`built ${name}`);
