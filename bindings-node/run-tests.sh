@@ -14,4 +14,5 @@ bash "$HERE/setup.sh" >/dev/null
 
 export TRACKCORE_EMULATOR="${TRACKCORE_EMULATOR:-$ROOT/target/release/trackcore-emulator}"
 cd "$HERE"
-exec node --test "$@" test/
+# A hung test fails after two minutes instead of hanging CI.
+exec node --test --test-timeout=120000 "$@" test/

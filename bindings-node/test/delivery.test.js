@@ -124,7 +124,7 @@ test('log lines reach the logger option; the token never appears in them', async
     backoffMax: 0.02,
     logger: (level, message) => {
       lines.push([level, message]);
-      if (/recover|delivering again|back/i.test(message) || lines.length >= 2) got.resolve();
+      if (level === 'warn' && /503/.test(message)) got.resolve();
     },
   });
   tr.track('flaky', { userId: 'u' });
