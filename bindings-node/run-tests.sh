@@ -12,7 +12,7 @@ bash "$HERE/setup.sh" >/dev/null
 (cd "$ROOT" && cargo build --locked --release -q -p trackcore-emulator)
 (cd "$ROOT/examples/node-express" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
-export TRACKCORE_EMULATOR="${TRACKCORE_EMULATOR:-$ROOT/target/release/trackcore-emulator}"
+export TRACKCORE_EMULATOR="${TRACKCORE_EMULATOR:-${CARGO_TARGET_DIR:-$ROOT/target}/release/trackcore-emulator}"
 cd "$HERE"
 # A hung test fails after two minutes instead of hanging CI.
 exec node --test --test-timeout=120000 "$@" test/
