@@ -42,7 +42,10 @@ echo "==> Rust"
 echo "==> Python"
 bash "$root/scripts/demo-python.sh" | tee "$work/python.out"
 
-tracked="$(sed -nE 's/.* tracked=([0-9]+) .*/\1/p' "$work/rust.out" "$work/python.out" | awk '{s+=$1} END {print s+0}')"
+echo "==> Node"
+bash "$root/scripts/demo-node.sh" | tee "$work/node.out"
+
+tracked="$(sed -nE 's/.* tracked=([0-9]+) .*/\1/p' "$work"/*.out | awk '{s+=$1} END {print s+0}')"
 echo "==> what Intercom (the emulator) received"
 python3 - "$base_url" "${tracked:-0}" <<'PY'
 import json, sys, urllib.request
