@@ -156,3 +156,20 @@ def test_any_input_is_accepted_or_a_typed_error(name, user, metadata):
     except trackcore.TrackError as e:
         assert e.code in trackcore.ERROR_CODES, e
     t.shutdown(0)
+
+
+def test_an_overflow_storm_is_a_few_log_lines_with_counts_not_one_per_event(emulator, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="trackcore")
+    emulator.hold()
+    tracker = trackcore.Tracker(emulator.token, base_url=emulator.url, queue_capacity=10, max_in_flight=1)
+    for i in range(100_000):
+        tracker.track("storm", user_id=f"u-{i}")
+    assert tracker.stats()["dropped_queue_full"] >= 99_000
+    emulator.open()
+    assert tracker.flush(20)
+    lines = [r.getMessage() for r in caplog.records if r.name == "trackcore"]
+    assert 1 <= len(lines) <= 10, lines[:20]
+    assert any("queue_full" in line for line in lines), lines
+    tracker.shutdown(2)

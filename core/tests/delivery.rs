@@ -532,3 +532,23 @@ fn a_server_answer_that_echoes_the_token_reaches_the_callback_scrubbed() {
     assert!(!r[0].1.contains(TOKEN), "{}", r[0].1);
     assert!(r[0].1.contains("Bearer <redacted>"), "{}", r[0].1);
 }
+
+#[test]
+fn shutdown_keeps_its_bound_with_200_000_events_pending() {
+    let emu = emulator();
+    emu.hold();
+    let (t, _) = tracker(&emu, &[]);
+    for i in 0..200_000 {
+        t.track(ev(i)).unwrap();
+    }
+    assert!(emu.wait_held(1, Duration::from_secs(10)));
+    for (timeout, bound) in [(Duration::ZERO, Duration::from_millis(300)), (Duration::from_secs(2), Duration::from_millis(2300))] {
+        let start = Instant::now();
+        t.shutdown(timeout);
+        assert!(start.elapsed() < bound, "shutdown({timeout:?}) took {:?}", start.elapsed());
+    }
+    let s = t.stats();
+    assert_eq!(s.dropped_shutdown, 200_000, "{s:?}");
+    assert_accounted(&s);
+    emu.open();
+}
