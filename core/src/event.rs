@@ -180,14 +180,11 @@ impl Event {
         if present > 0 {
             body.extend_from_slice(b",\"metadata\":{");
             let mut first = true;
-            for (i, (key, v)) in self.metadata.iter().enumerate() {
+            for (key, v) in &self.metadata {
                 if matches!(v, Value::Null) {
                     continue;
                 }
                 check_key(key)?;
-                if self.metadata[..i].iter().any(|(k, v)| k == key && !matches!(v, Value::Null)) {
-                    return Err(Error::DuplicateMetadataKey { key: key.clone() });
-                }
                 if !first {
                     body.push(b',');
                 }
@@ -197,6 +194,13 @@ impl Event {
                 write_value(&mut body, key, v)?;
             }
             body.push(b'}');
+            // A repeated key is only possible from a binding's foreign mapping:
+            // looked for out of line, once every key and value is known valid.
+            if present > 1 {
+                if let Some(key) = first_duplicate(&self.metadata) {
+                    return Err(Error::DuplicateMetadataKey { key });
+                }
+            }
         }
         body.push(b'}');
         if body.len() > MAX_EVENT_BYTES {
@@ -231,6 +235,28 @@ fn check_identifier<'a>(field: &'static str, v: Option<&'a str>) -> Result<Optio
         None => Ok(None),
         Some(s) if s.trim().is_empty() => Err(Error::EmptyIdentifier { field }),
         Some(s) => Ok(Some(s)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn first_duplicate_slow(metadata: &[(String, Value)]) -> Option<String> {
+    let present = |v: &Value| !matches!(v, Value::Null);
+    (1..metadata.len()).find_map(|i| {
+        let (key, v) = &metadata[i];
+        (present(v) && metadata[..i].iter().any(|(k, w)| k == key && present(w))).then(|| key.clone())
+    })
+}
+
+/// The first key given again, if any: a cheap look at the lengths first, the
+/// full comparison only when two keys are as long.
+#[inline(never)]
+fn first_duplicate(metadata: &[(String, Value)]) -> Option<String> {
+    let same_length = (1..metadata.len()).any(|i| metadata[..i].iter().any(|(k, _)| k.len() == metadata[i].0.len()));
+    if same_length {
+        first_duplicate_slow(metadata)
+    } else {
+        None
     }
 }
 
