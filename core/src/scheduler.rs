@@ -712,41 +712,29 @@ mod tests {
         fn tick(&mut self) -> Option<Instant> {
             self.s.tick(self.now, &mut self.out)
         }
-        fn sends(&mut self) -> Vec<u64> {
-            let mut seqs = Vec::new();
-            self.out.retain(|a| match a {
-                Action::Send { seq, .. } => {
-                    seqs.push(*seq);
+        /// Take the actions `pick` recognises out of `out`, in order.
+        fn take<T>(&mut self, pick: impl Fn(&Action) -> Option<T>) -> Vec<T> {
+            let mut taken = Vec::new();
+            self.out.retain(|a| match pick(a) {
+                Some(t) => {
+                    taken.push(t);
                     false
                 }
-                _ => true,
+                None => true,
             });
-            seqs
+            taken
+        }
+        fn sends(&mut self) -> Vec<u64> {
+            self.take(|a| if let Action::Send { seq, .. } = a { Some(*seq) } else { None })
         }
         fn answer(&mut self, seq: u64, outcome: Outcome) {
             self.s.outcome(seq, Response { outcome, rate: None }, self.now, &mut self.out);
         }
         fn reports(&mut self) -> Vec<&'static str> {
-            let mut codes = Vec::new();
-            self.out.retain(|a| match a {
-                Action::Report { error, .. } => {
-                    codes.push(error.code());
-                    false
-                }
-                _ => true,
-            });
-            codes
+            self.take(|a| if let Action::Report { error, .. } = a { Some(error.code()) } else { None })
         }
         fn logs(&mut self) -> Vec<String> {
-            let mut lines = Vec::new();
-            self.out.retain(|a| match a {
-                Action::Log { message, .. } => {
-                    lines.push(message.clone());
-                    false
-                }
-                _ => true,
-            });
-            lines
+            self.take(|a| if let Action::Log { message, .. } = a { Some(message.clone()) } else { None })
         }
         fn stats(&self) -> crate::Stats {
             self.counters.snapshot()
