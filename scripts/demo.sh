@@ -42,10 +42,13 @@ echo "==> Rust"
 echo "==> Python"
 bash "$root/scripts/demo-python.sh" | tee "$work/python.out"
 
+echo "==> Node"
+bash "$root/scripts/demo-node.sh" | tee "$work/node.out"
+
 echo "==> Kotlin"
 bash "$root/scripts/demo-kotlin.sh" | tee "$work/kotlin.out"
 
-tracked="$(sed -nE 's/.* tracked=([0-9]+) .*/\1/p' "$work/rust.out" "$work/python.out" "$work/kotlin.out" | awk '{s+=$1} END {print s+0}')"
+tracked="$(sed -nE 's/.* tracked=([0-9]+) .*/\1/p' "$work"/*.out | awk '{s+=$1} END {print s+0}')"
 echo "==> what Intercom (the emulator) received"
 python3 - "$base_url" "${tracked:-0}" <<'PY'
 import json, sys, urllib.request

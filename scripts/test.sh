@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite the project has: Rust (core, emulator, conformance,
-# delivery against the emulator) and Python (the binding, its conformance run,
-# delivery, fork/exit and the Django example), then the demo. Installs what it needs.
+# delivery against the emulator), Python (the binding, its conformance run,
+# delivery, fork/exit and the Django example), Node (the binding and the Express
+# example), then the demo. Installs what it needs.
 # Each runner prints its own summary; the exit code is non-zero if any suite failed.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -13,6 +14,9 @@ cargo test --locked || failed+=("rust")
 
 echo "==> Python: pytest (binding, conformance, delivery, fork/exit, Django example)"
 bash bindings-python/run-tests.sh || failed+=("python")
+
+echo "==> Node: node --test (binding, conformance, delivery, exit, worker threads, packed tarball, Express example)"
+bash bindings-node/run-tests.sh || failed+=("node")
 
 echo "==> Kotlin/JVM: mvn install (binding, conformance, emulator, exit hook) and the Gradle consumer"
 bash bindings-kotlin/run-tests.sh || failed+=("kotlin")

@@ -15,13 +15,36 @@ use pyo3::prelude::*;
 
 use crate::tracker::Inner;
 
+/// How long exit waits, beyond `exit_timeout`, for an `on_error` call that was
+/// already running when the bound passed (none starts after it).
+const CALLBACK_GRACE_AT_EXIT: Duration = Duration::from_secs(2);
+
 static REGISTRY: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
 static EXITING: AtomicBool = AtomicBool::new(false);
+/// Set when the exit hook starts: only daemon threads are left then (CPython
+/// joins the others first), and none of them may take the GIL again.
+static AT_EXIT: AtomicBool = AtomicBool::new(false);
 
 /// Whether the interpreter is past the exit hook: no more calls into Python
 /// from trackcore's threads.
 pub fn exiting() -> bool {
     EXITING.load(Ordering::Acquire)
+}
+
+/// Run `f` without the GIL. A daemon thread that comes back once the exit
+/// hook has started must not take the GIL again: if the interpreter is
+/// finalizing by the time it gets it, CPython ends the thread with
+/// `pthread_exit`, which unwinds through Rust frames and aborts the process.
+/// It parks for good instead, as CPython 3.14 itself does with such threads;
+/// the process is about to end.
+pub fn without_gil<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
+    py.detach(|| {
+        let result = f();
+        while AT_EXIT.load(Ordering::Acquire) {
+            std::thread::park();
+        }
+        result
+    })
 }
 
 /// Remember a new tracker for the exit hook.
@@ -39,9 +62,15 @@ fn live() -> Vec<Arc<Inner>> {
 /// `exit_timeout` (or at once when `flush_at_exit=False`), without the GIL.
 #[pyfunction]
 pub fn _at_exit(py: Python<'_>) {
+    AT_EXIT.store(true, Ordering::Release);
     for t in live() {
         let timeout = if t.flush_at_exit { t.exit_timeout } else { Duration::ZERO };
-        py.detach(|| t.core.shutdown(timeout));
+        py.detach(|| {
+            t.core.shutdown(timeout);
+            // The interpreter cannot finalize under a callback still running
+            // in Python: give one that outlived the bound a moment to return.
+            t.core.wait_for_callbacks(CALLBACK_GRACE_AT_EXIT);
+        });
     }
     EXITING.store(true, Ordering::Release);
 }

@@ -168,7 +168,7 @@ impl PyTracker {
         let tracker = &self.inner.core;
         let result = if self.inner.block {
             // Only `overflow="block"` can wait inside track(): release the GIL then.
-            py.detach(|| tracker.track(event))
+            lifecycle::without_gil(py, || tracker.track(event))
         } else {
             tracker.track(event)
         };
@@ -181,7 +181,7 @@ impl PyTracker {
     fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let timeout = seconds(py, timeout, self.inner.default_timeout)?;
         let inner = &self.inner;
-        Ok(py.detach(|| inner.core.flush(timeout)))
+        Ok(lifecycle::without_gil(py, || inner.core.flush(timeout)))
     }
 
     /// Flush for at most `timeout` seconds, then stop the background threads.
@@ -190,7 +190,7 @@ impl PyTracker {
     fn shutdown(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let timeout = seconds(py, timeout, self.inner.default_timeout)?;
         let inner = &self.inner;
-        Ok(py.detach(|| inner.core.shutdown(timeout)))
+        Ok(lifecycle::without_gil(py, || inner.core.shutdown(timeout)))
     }
 
     /// The counters as a dict of ints (`auth_paused` is a bool).
@@ -212,7 +212,7 @@ impl PyTracker {
     /// (de-duplication included). Releases the GIL while it waits.
     fn recorded<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let inner = &self.inner;
-        let bodies = py.detach(|| inner.core.recorded_json());
+        let bodies = lifecycle::without_gil(py, || inner.core.recorded_json());
         let loads = JSON_LOADS.import(py, "json", "loads")?;
         let list = PyList::empty(py);
         for b in bodies {

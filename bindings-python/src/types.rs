@@ -1,6 +1,11 @@
 //! `Money` and `RichLink`: the two structured metadata values Intercom knows.
+//! A value of the wrong type raises the same typed error as `track()` does
+//! (`InvalidTypeError`, code `unsupported_type`, `field` the argument's name);
+//! the core checks the values themselves when the event is tracked.
 
 use pyo3::prelude::*;
+
+use crate::convert;
 
 /// A monetary amount for event metadata: an integer number of cents and an
 /// ISO 4217 currency code. Sent as `{"amount": ..., "currency": ...}`.
@@ -19,8 +24,11 @@ pub struct Money {
 #[pymethods]
 impl Money {
     #[new]
-    fn new(amount_cents: i64, currency: String) -> Self {
-        Money { amount_cents, currency }
+    fn new(py: Python<'_>, amount_cents: &Bound<'_, PyAny>, currency: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Money {
+            amount_cents: convert::cents(py, "amount_cents", amount_cents)?,
+            currency: convert::text(py, "currency", currency)?,
+        })
     }
     fn __repr__(&self) -> String {
         format!("Money({}, {:?})", self.amount_cents, self.currency)
@@ -43,8 +51,8 @@ pub struct RichLink {
 #[pymethods]
 impl RichLink {
     #[new]
-    fn new(url: String, value: String) -> Self {
-        RichLink { url, value }
+    fn new(py: Python<'_>, url: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(RichLink { url: convert::text(py, "url", url)?, value: convert::text(py, "value", value)? })
     }
     fn __repr__(&self) -> String {
         format!("RichLink({:?}, {:?})", self.url, self.value)

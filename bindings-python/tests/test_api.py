@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import decimal
 import enum
+import inspect
 import pickle
+import pydoc
+import subprocess
+import sys
+import typing
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,6 +18,8 @@ import pytest
 import trackcore
 
 PACKAGE = Path(trackcore.__file__).parent
+BINDING = Path(__file__).resolve().parents[1]
+KIND_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
 def body(tracker: trackcore.Tracker) -> dict:
@@ -88,6 +95,33 @@ def test_integers_wider_than_64_bits_raise_number_out_of_range(trackcore_tracker
     assert info.value.code == "number_out_of_range" and info.value.field == "metadata.big"
 
 
+def test_money_and_rich_link_of_the_wrong_type_raise_the_typed_error_naming_the_argument():
+    with pytest.raises(trackcore.InvalidTypeError) as info:
+        trackcore.Money(1.5, "eur")  # type: ignore[arg-type]
+    assert isinstance(info.value, TypeError)
+    assert (info.value.code, info.value.field) == ("unsupported_type", "amount_cents")
+    assert str(info.value) == "amount_cents: must be an int (a whole number of cents), got float"
+    for args, field in [((True, "eur"), "amount_cents"), (("5", "eur"), "amount_cents"),
+                        ((decimal.Decimal("5"), "eur"), "amount_cents"), ((5, b"eur"), "currency"),
+                        ((5, None), "currency")]:
+        with pytest.raises(trackcore.InvalidTypeError) as info:
+            trackcore.Money(*args)  # type: ignore[arg-type]
+        assert (info.value.code, info.value.field) == ("unsupported_type", field), args
+    with pytest.raises(trackcore.InvalidEventError) as info:
+        trackcore.Money(2**64, "eur")
+    assert (info.value.code, info.value.field) == ("number_out_of_range", "amount_cents")
+    for args, field in [((1, "Invoice"), "url"), (("https://x.org/i", None), "value")]:
+        with pytest.raises(trackcore.InvalidTypeError) as info:
+            trackcore.RichLink(*args)  # type: ignore[arg-type]
+        assert (info.value.code, info.value.field) == ("unsupported_type", field), args
+
+    class Cents(enum.IntEnum):
+        PRICE = 34999
+
+    assert trackcore.Money(Cents.PRICE, "eur") == trackcore.Money(34999, "eur")
+    assert trackcore.Money(amount_cents=5, currency="eur").amount_cents == 5
+
+
 def test_every_core_option_is_a_keyword_and_unknown_ones_raise_config_error():
     names = [o.name for o in trackcore.options()]
     assert "queue_capacity" in names and "overflow" in names and len(names) == len(set(names)) >= 20
@@ -152,3 +186,68 @@ def test_readme_options_table_matches_the_core():
     for o in trackcore.options():
         default = f"`{o.default}`" if o.default else "—"
         assert f"| `{o.name}` | {o.kind} | {default} | {o.doc} |" in readme, o.name
+
+
+def test_help_and_the_signature_show_every_core_option_with_its_type_and_default():
+    signature = inspect.signature(trackcore.Tracker)
+    params = signature.parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()), signature
+    assert list(params)[:5] == ["access_token", "region", "on_error", "flush_at_exit", "exit_timeout"]
+    for o in trackcore.options():
+        param = params[o.name]
+        assert param.annotation is not inspect.Parameter.empty, o.name
+        if o.default == "" or o.default.startswith("$") or o.name in ("region", "user_agent_suffix"):
+            continue  # None: unset / from the environment / the positional None; the binding's suffix
+        assert type(param.default) is KIND_TYPES[o.kind], o.name
+        assert param.default == KIND_TYPES[o.kind](o.default if o.kind != "bool" else o.default == "true"), o.name
+    assert params["overflow"].annotation == typing.Literal["drop_newest", "drop_oldest", "block"]
+    assert params["region"].annotation == typing.Optional[typing.Literal["us", "eu", "au"]]
+
+    text = pydoc.render_doc(trackcore.Tracker, renderer=pydoc.plaintext)
+    assert "**options" not in text
+    for o in trackcore.options():
+        assert o.doc in text, o.name
+        if o.kind in ("int", "float", "bool") and o.default:
+            assert f"{o.name}: {o.kind} = {params[o.name].default!r}" in text, o.name
+
+
+def test_every_default_the_signature_shows_is_one_the_core_accepts():
+    params = inspect.signature(trackcore.Tracker).parameters
+    defaults = {name: p.default for name, p in params.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not None}
+    trackcore.Tracker(**{**defaults, "memory": True}).shutdown(0)
+    overflows = typing.get_args(params["overflow"].annotation)
+    regions = typing.get_args(typing.get_args(params["region"].annotation)[0])  # Optional[Literal[...]]
+    assert overflows and regions
+    for name, choices in (("overflow", overflows), ("region", regions)):
+        for choice in choices:
+            trackcore.Tracker(memory=True, **{name: choice}).shutdown(0)
+
+
+def test_the_signature_default_user_agent_suffix_is_what_the_tracker_sends(emulator):
+    suffix = inspect.signature(trackcore.Tracker).parameters["user_agent_suffix"].default
+    with trackcore.Tracker(emulator.token, base_url=emulator.url) as tracker:
+        tracker.track("ua", user_id="u")
+        assert tracker.flush(5) is True
+    (event,) = emulator.events()
+    assert event["headers"]["user-agent"].endswith(f"({suffix})"), (event["headers"]["user-agent"], suffix)
+
+
+def test_the_typing_stub_lists_the_core_options_as_generated():
+    result = subprocess.run([sys.executable, str(BINDING / "gen_stub.py"), "--check"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    stub = (BINDING / "python" / "trackcore" / "__init__.pyi").read_text()
+    for o in trackcore.options():
+        if o.kind in ("int", "float", "bool") and o.default:
+            default = inspect.signature(trackcore.Tracker).parameters[o.name].default
+            assert f"        {o.name}: {o.kind} = {default!r},\n" in stub, o.name
+    assert '        overflow: Literal["drop_newest", "drop_oldest", "block"] = "drop_newest",\n' in stub
+
+
+def test_option_docs_cost_nothing_at_import_and_track_stays_the_native_method(run_python):
+    result = run_python("import sys, trackcore; print('inspect' in sys.modules)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    assert trackcore.Tracker is trackcore._native.Tracker
+    assert type(trackcore.Tracker.__dict__["track"]).__name__ == "method_descriptor"

@@ -260,6 +260,16 @@ struct Opt {
     set: fn(&mut Config, &OptionValue) -> Result<(), String>,
 }
 
+/// A wrong string value as an error shows it: short words are quoted, but
+/// anything that could be a misplaced access token is only described.
+fn shown(value: &str) -> String {
+    if value.len() < 12 && value.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        format!("{value:?}")
+    } else {
+        format!("a string of {} characters (not shown: it could be a secret)", value.chars().count())
+    }
+}
+
 fn want_str(v: &OptionValue) -> Result<String, String> {
     match v {
         OptionValue::Str(s) => Ok(s.clone()),
@@ -313,7 +323,7 @@ const OPTIONS: &[Opt] = &[
         set: |c, v| {
             c.region = match want_str(v)?.to_ascii_lowercase().as_str() {
                 "us" => Region::Us, "eu" => Region::Eu, "au" => Region::Au,
-                other => return Err(format!("{other:?} is not one of us, eu, au")),
+                other => return Err(format!("must be one of us, eu, au; got {}", shown(other))),
             };
             Ok(())
         } },
@@ -323,7 +333,7 @@ const OPTIONS: &[Opt] = &[
             if *v == OptionValue::None { c.base_url = None; return Ok(()) }
             let url = want_str(v)?;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("{url:?} is not an http(s) URL"));
+                return Err(format!("must be an http(s) URL; got {}", shown(&url)));
             }
             c.base_url = Some(url.trim_end_matches('/').to_string());
             Ok(())
@@ -337,7 +347,7 @@ const OPTIONS: &[Opt] = &[
         set: |c, v| {
             c.overflow = match want_str(v)?.as_str() {
                 "drop_newest" => Overflow::DropNewest, "drop_oldest" => Overflow::DropOldest, "block" => Overflow::Block,
-                other => return Err(format!("{other:?} is not one of drop_newest, drop_oldest, block")),
+                other => return Err(format!("must be one of drop_newest, drop_oldest, block; got {}", shown(other))),
             };
             Ok(())
         } },
@@ -347,16 +357,16 @@ const OPTIONS: &[Opt] = &[
         get: |c| int(c.max_in_flight), set: |c, v| { c.max_in_flight = want_count(v, 1, 1024)? as usize; Ok(()) } },
     Opt { name: "rate_limit_per_minute", kind: "int", doc: "the app's Intercom rate limit; pacing keeps under it", shown_default: None,
         get: |c| int(c.rate_limit_per_minute), set: |c, v| { c.rate_limit_per_minute = want_count(v, 1, u32::MAX as i64)? as u32; Ok(()) } },
-    Opt { name: "rate_limiter", kind: "str", doc: "where permits come from: local (this process paces itself) or none", shown_default: None,
+    Opt { name: "rate_limiter", kind: "str", doc: "where permits come from: local or none (local: this process paces itself)", shown_default: None,
         get: |c| OptionValue::Str(c.rate_limiter.as_str().into()),
         set: |c, v| {
             c.rate_limiter = match want_str(v)?.as_str() {
                 "local" => LimiterChoice::Local, "none" => LimiterChoice::Unlimited,
-                other => return Err(format!("{other:?} is not one of local, none")),
+                other => return Err(format!("must be one of local, none; got {}", shown(other))),
             };
             Ok(())
         } },
-    Opt { name: "request_timeout", kind: "float", doc: "seconds per HTTP request", shown_default: None,
+    Opt { name: "request_timeout", kind: "float", doc: "seconds each phase of an HTTP request may take (connect, send, wait for the answer, read it)", shown_default: None,
         get: |c| secs(c.request_timeout), set: |c, v| { c.request_timeout = want_secs(v)?; Ok(()) } },
     Opt { name: "max_retries", kind: "int", doc: "retries per event after its first attempt", shown_default: None,
         get: |c| int(c.max_retries), set: |c, v| { c.max_retries = want_count(v, 0, u32::MAX as i64)? as u32; Ok(()) } },
@@ -485,6 +495,36 @@ mod tests {
         c.set("access_token", OptionValue::Str("tok_supersecret".into())).unwrap();
         let shown = format!("{c:?} {:?}", c.access_token);
         assert!(!shown.contains("supersecret"), "{shown}");
+    }
+
+    #[test]
+    fn a_misplaced_token_never_appears_in_a_config_error() {
+        let token = "dG9rOjEyMzQ1Njc4OTAxMjM0NTY3ODkw";
+        let mut c = Config::default();
+        for option in ["region", "base_url", "overflow", "rate_limiter"] {
+            let e = c.set(option, OptionValue::Str(token.into())).unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains(token), "{shown}");
+            assert!(shown.contains(option), "{shown}");
+        }
+        let e = c.set("region", OptionValue::List(vec![token.into()])).unwrap_err();
+        assert!(!format!("{e} {e:?}").contains(token));
+        assert_eq!(e.to_string(), "config.region: expected str, got list");
+        let e = c.set("region", OptionValue::Str("mars".into())).unwrap_err();
+        assert_eq!(e.to_string(), "config.region: must be one of us, eu, au; got \"mars\"", "a short word is shown");
+    }
+
+    #[test]
+    fn every_option_round_trips_through_the_table() {
+        let d = Config::default();
+        for info in Config::describe() {
+            let mut c = Config::default();
+            let v = d.get(info.name).expect("every described option can be read");
+            c.set(info.name, v.clone()).unwrap_or_else(|e| panic!("{}: {e}", info.name));
+            if info.name != "access_token" {
+                assert_eq!(c.get(info.name), Some(v), "{}", info.name);
+            }
+        }
     }
 
     #[test]

@@ -84,6 +84,13 @@ pub enum Error {
     /// An array value.
     #[error("metadata.{key}: arrays are not supported by Intercom; send a string or several keys")]
     ArrayNotSupported { key: String },
+    /// A metadata key given twice (only a binding's foreign mapping can do this).
+    #[error("metadata.{key}: given twice; each key holds one value")]
+    DuplicateMetadataKey { key: String },
+    /// Text that is not valid Unicode, such as a lone surrogate (reported by
+    /// bindings whose strings can hold one: Python, JavaScript, the JVM).
+    #[error("{field}: is not valid Unicode text (it holds a lone surrogate); Intercom needs UTF-8")]
+    InvalidUnicode { field: String },
     /// A value of a type trackcore cannot send (reported by bindings).
     #[error("metadata.{key}: values of type {type_name} are not supported (use str, number, bool, date, money or rich link)")]
     UnsupportedType { key: String, type_name: String },
@@ -159,6 +166,8 @@ impl Error {
             NestedObjectNotSupported { .. } => "nested_object_not_supported",
             ArrayNotSupported { .. } => "array_not_supported",
             UnsupportedType { .. } => "unsupported_type",
+            DuplicateMetadataKey { .. } => "duplicate_metadata_key",
+            InvalidUnicode { .. } => "invalid_unicode",
             EventTooLarge { .. } => "event_too_large",
             EventNameLimitReached { .. } => "event_name_limit_reached",
             EventNameNotAllowed { .. } => "event_name_not_allowed",
@@ -199,7 +208,9 @@ impl Error {
             | InvalidMoney { key, .. }
             | NestedObjectNotSupported { key }
             | ArrayNotSupported { key }
-            | UnsupportedType { key, .. } => format!("metadata.{key}"),
+            | UnsupportedType { key, .. }
+            | DuplicateMetadataKey { key } => format!("metadata.{key}"),
+            InvalidUnicode { field } => field.clone(),
             InvalidConfig { option, .. } => format!("config.{option}"),
             MissingAccessToken => "config.access_token".into(),
             _ => return None,
@@ -262,6 +273,8 @@ pub const ERROR_CODES: &[&str] = &[
     "nested_object_not_supported",
     "array_not_supported",
     "unsupported_type",
+    "duplicate_metadata_key",
+    "invalid_unicode",
     "event_too_large",
     "event_name_limit_reached",
     "event_name_not_allowed",

@@ -194,6 +194,13 @@ impl Event {
                 write_value(&mut body, key, v)?;
             }
             body.push(b'}');
+            // A repeated key is only possible from a binding's foreign mapping:
+            // looked for out of line, once every key and value is known valid.
+            if present > 1 {
+                if let Some(key) = first_duplicate(&self.metadata) {
+                    return Err(Error::DuplicateMetadataKey { key });
+                }
+            }
         }
         body.push(b'}');
         if body.len() > MAX_EVENT_BYTES {
@@ -228,6 +235,28 @@ fn check_identifier<'a>(field: &'static str, v: Option<&'a str>) -> Result<Optio
         None => Ok(None),
         Some(s) if s.trim().is_empty() => Err(Error::EmptyIdentifier { field }),
         Some(s) => Ok(Some(s)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn first_duplicate_slow(metadata: &[(String, Value)]) -> Option<String> {
+    let present = |v: &Value| !matches!(v, Value::Null);
+    (1..metadata.len()).find_map(|i| {
+        let (key, v) = &metadata[i];
+        (present(v) && metadata[..i].iter().any(|(k, w)| k == key && present(w))).then(|| key.clone())
+    })
+}
+
+/// The first key given again, if any: a cheap look at the lengths first, the
+/// full comparison only when two keys are as long.
+#[inline(never)]
+fn first_duplicate(metadata: &[(String, Value)]) -> Option<String> {
+    let same_length = (1..metadata.len()).any(|i| metadata[..i].iter().any(|(k, _)| k.len() == metadata[i].0.len()));
+    if same_length {
+        first_duplicate_slow(metadata)
+    } else {
+        None
     }
 }
 
@@ -442,6 +471,18 @@ mod tests {
         let other = Value::Object(vec![("a".into(), Value::Int(1))]);
         let err = Event::new("x").user_id("1").meta("o", other).prepare(NOW).unwrap_err();
         assert_eq!(err.code(), "nested_object_not_supported");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_an_error_not_two_keys_on_the_wire() {
+        let mut e = Event::new("x").user_id("1").meta("plan", "pro");
+        e.metadata.push(("plan".into(), Value::String("team".into())));
+        let err = e.prepare(NOW).unwrap_err();
+        assert_eq!((err.code(), err.field().as_deref()), ("duplicate_metadata_key", Some("metadata.plan")));
+        // A null does not count: it is omitted.
+        let mut e = Event::new("x").user_id("1").meta("plan", Value::Null);
+        e.metadata.push(("plan".into(), Value::String("team".into())));
+        assert!(e.prepare(NOW).is_ok());
     }
 
     #[test]

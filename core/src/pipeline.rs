@@ -36,7 +36,9 @@ pub(crate) enum Msg {
     /// Answer once everything sent before this marker is settled, or `false`
     /// at the deadline (the caller has stopped waiting by then).
     Flush(Sender<bool>, Instant),
-    Shutdown(Instant),
+    /// Stop by `stop_by`; reports of what is given up may wait for room in
+    /// the report queue until `report_by` (the caller's own deadline).
+    Shutdown { stop_by: Instant, report_by: Instant },
 }
 
 /// Within a shutdown's bound, the share kept for the reports of what it gives
@@ -120,14 +122,18 @@ pub(crate) struct Room {
     lock: Mutex<()>,
     freed: Condvar,
     waiters: AtomicUsize,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Room {
-    /// Wait until `has_room()` or `deadline`; `true` if there is room.
+    /// Wait until `has_room()`, `deadline` or a shutdown; `true` if there is room.
     pub fn wait(&self, deadline: Instant, has_room: impl Fn() -> bool) -> bool {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let room = loop {
+            if self.closed.load(Ordering::SeqCst) {
+                break false;
+            }
             if has_room() {
                 break true;
             }
@@ -140,6 +146,17 @@ impl Room {
         drop(guard);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         room
+    }
+
+    /// A shutdown: every waiter stops waiting (and drops its event).
+    pub fn close(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.closed.store(true, Ordering::SeqCst);
+        self.freed.notify_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     fn notify(&self) {
@@ -206,6 +223,7 @@ impl Runtime {
             flushes: HashMap::new(),
             next_flush: 0,
             shutdown: None,
+            report_by: None,
             actions: Vec::new(),
             _stopped: stopped_tx,
         };
@@ -269,7 +287,7 @@ impl Runtime {
                 Msg::Flush(tx, _) => {
                     let _ = tx.send(false);
                 }
-                Msg::Shutdown(_) => {}
+                Msg::Shutdown { .. } => {}
             }
         }
     }
@@ -293,6 +311,8 @@ struct Dispatcher {
     flushes: HashMap<u64, Sender<bool>>,
     next_flush: u64,
     shutdown: Option<Instant>,
+    /// The latest deadline of a shutdown caller still waiting for reports.
+    report_by: Option<Instant>,
     actions: Vec<Action>,
     /// Dropped when the thread ends: tells shutdown callers it has stopped.
     _stopped: Sender<()>,
@@ -343,7 +363,7 @@ impl Dispatcher {
         // The last look: a track() racing the shutdown may have queued after
         // the scheduler finished. Whatever comes later still is settled by
         // the tracker (`Runtime::settle_stranded`).
-        let deadline = crate::later(self.shutdown.unwrap_or_else(Instant::now), REPORT_GRACE);
+        let deadline = self.report_by.unwrap_or_else(Instant::now);
         while let Ok(m) = self.ingress.try_recv() {
             match m {
                 Msg::Event(ev) => {
@@ -354,7 +374,7 @@ impl Dispatcher {
                 Msg::Flush(tx, _) => {
                     let _ = tx.send(false);
                 }
-                Msg::Shutdown(_) => {}
+                Msg::Shutdown { .. } => {}
             }
         }
         self.perform();
@@ -387,9 +407,10 @@ impl Dispatcher {
                 self.flushes.insert(id, tx);
                 self.scheduler.flush(id, deadline, &mut self.actions);
             }
-            Msg::Shutdown(deadline) => {
-                self.shutdown = Some(self.shutdown.map_or(deadline, |d| d.min(deadline)));
-                self.scheduler.shutdown(deadline);
+            Msg::Shutdown { stop_by, report_by } => {
+                self.shutdown = Some(self.shutdown.map_or(stop_by, |d| d.min(stop_by)));
+                self.report_by = Some(self.report_by.map_or(report_by, |d| d.max(report_by)));
+                self.scheduler.shutdown(stop_by);
             }
         }
     }
@@ -410,9 +431,10 @@ impl Dispatcher {
                 }
                 Action::Report { body, error } => {
                     freed = true;
-                    match self.shutdown {
-                        // A shutdown gives up on many at once: wait for room rather than lose reports.
-                        Some(deadline) => self.reporter.report_until(body, error, crate::later(deadline, REPORT_GRACE)),
+                    match self.report_by {
+                        // A shutdown gives up on many at once: wait for room
+                        // rather than lose reports, while a caller still waits.
+                        Some(deadline) => self.reporter.report_until(body, error, deadline),
                         None => self.reporter.report(body, error),
                     }
                 }

@@ -133,6 +133,8 @@ const STEADY_SHARE: f64 = 0.97;
 /// exceed one window's allowance in any 10-second span, plus a hard stop until
 /// the window resets when Intercom says nothing is left.
 pub struct WindowLimiter {
+    /// The allowance the configuration allows; headers may lower it, never raise it past this.
+    configured: f64,
     allowance: f64,
     rate: f64,
     burst: f64,
@@ -145,6 +147,7 @@ impl WindowLimiter {
     /// Pace to `per_minute` requests a minute (`per_minute / 6` per window, rounded down).
     pub fn new(per_minute: u32) -> Self {
         let mut l = WindowLimiter {
+            configured: ((per_minute / 6) as f64).max(1.0),
             allowance: 1.0,
             rate: 0.0,
             burst: 1.0,
@@ -192,9 +195,12 @@ impl RateLimiter for WindowLimiter {
     }
 
     fn observe(&mut self, info: &RateLimitInfo, now: Instant) {
-        if let Some(limit) = info.limit {
-            if limit > 0 && (limit as f64) < self.allowance {
-                self.set_allowance(limit as f64);
+        // Follow what Intercom says the window allows, down and back up
+        // again, within the configured limit.
+        if let Some(limit) = info.limit.filter(|l| *l > 0) {
+            let allowance = (limit as f64).min(self.configured);
+            if allowance != self.allowance {
+                self.set_allowance(allowance);
             }
         }
         let until_reset = info.reset.map(|r| r as f64 - crate::unix_now().as_secs_f64());
@@ -274,10 +280,17 @@ mod tests {
     }
 
     #[test]
-    fn adopts_a_smaller_allowance_from_headers() {
-        let mut l = WindowLimiter::new(10_000);
-        l.observe(&RateLimitInfo { status: 202, limit: Some(10), remaining: Some(9), reset: None }, Instant::now());
+    fn follows_the_allowance_in_headers_down_and_back_up_within_the_configured_limit() {
+        let mut l = WindowLimiter::new(10_000); // 1,666 per window
+        let seen = |l: &mut WindowLimiter, limit| {
+            l.observe(&RateLimitInfo { status: 202, limit: Some(limit), remaining: Some(5), reset: None }, Instant::now())
+        };
+        seen(&mut l, 10);
         assert_eq!(l.allowance(), 10.0);
+        seen(&mut l, 1000);
+        assert_eq!(l.allowance(), 1000.0, "a later window allows more again");
+        seen(&mut l, 100_000);
+        assert_eq!(l.allowance(), 1666.0, "never past the configured limit");
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use crate::scheduler::LOG_EVERY;
 
 use crate::stats::Counters;
 use crate::Error;
@@ -65,8 +67,22 @@ enum Report {
 #[derive(Clone)]
 pub(crate) struct Reporter {
     tx: Sender<Report>,
+    /// The receiving end too, so silencing can settle what is still queued.
+    rx: Receiver<Report>,
     counters: Arc<Counters>,
-    silenced: Arc<AtomicBool>,
+    silenced: Arc<Silence>,
+}
+
+/// Whether callbacks may still start. The reporter decides to start one and
+/// `silence` flips the flag under the same lock, so once `silence` returns no
+/// callback starts.
+#[derive(Default)]
+struct Silence {
+    lock: std::sync::Mutex<()>,
+    on: AtomicBool,
+    /// A callback is running (set and cleared under `lock`).
+    running: AtomicBool,
+    idle: std::sync::Condvar,
 }
 
 thread_local! {
@@ -85,15 +101,28 @@ const REPORT_QUEUE: usize = 10_000;
 impl Reporter {
     pub fn start(callback: Option<ErrorCallback>, counters: Arc<Counters>) -> std::io::Result<Reporter> {
         let (tx, rx) = bounded(REPORT_QUEUE);
-        let silenced = Arc::new(AtomicBool::new(false));
-        let (s, c) = (silenced.clone(), counters.clone());
-        thread::Builder::new().name("trackcore-reporter".into()).spawn(move || run(rx, callback, s, c))?;
-        Ok(Reporter { tx, counters, silenced })
+        let silenced = Arc::new(Silence::default());
+        let (s, c, r) = (silenced.clone(), counters.clone(), rx.clone());
+        thread::Builder::new().name("trackcore-reporter".into()).spawn(move || run(r, callback, s, c))?;
+        Ok(Reporter { tx, rx, counters, silenced })
     }
 
-    /// From now on no callback runs; reports are counted as dropped.
+    /// From now on no callback starts; reports still queued, and any sent
+    /// later, are counted in `reports_dropped` (those queued, before this returns).
     pub fn silence(&self) {
-        self.silenced.store(true, Ordering::SeqCst);
+        {
+            let _guard = self.silenced.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.silenced.on.store(true, Ordering::SeqCst);
+        }
+        while let Ok(report) = self.rx.try_recv() {
+            match report {
+                Report::Failure(..) => Counters::add(&self.counters.reports_dropped, 1),
+                Report::Barrier(done) => {
+                    let _ = done.send(());
+                }
+                Report::Log(..) => {}
+            }
+        }
     }
 
     /// Report one failure; never blocks (a full report queue is counted).
@@ -104,6 +133,20 @@ impl Reporter {
                 Counters::add(&self.counters.reports_dropped, 1)
             }
         }
+    }
+
+    /// Wait until no callback is running, or `deadline`; `true` if none is.
+    /// After `silence` none starts again, so this is final.
+    pub fn wait_idle(&self, deadline: Instant) -> bool {
+        let mut guard = self.silenced.lock.lock().unwrap_or_else(|p| p.into_inner());
+        while self.silenced.running.load(Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = self.silenced.idle.wait_timeout(guard, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        true
     }
 
     /// Write one line to the log from the reporter thread; never blocks (a
@@ -131,31 +174,106 @@ impl Reporter {
     }
 }
 
-fn run(rx: Receiver<Report>, callback: Option<ErrorCallback>, silenced: Arc<AtomicBool>, counters: Arc<Counters>) {
+/// Losses written to the log: the first at once, then at most one line per
+/// `LOG_EVERY` that counts what happened meanwhile, by code, so an overflow
+/// storm is a few lines, not one per event.
+#[derive(Default)]
+struct LossLog {
+    last: Option<Instant>,
+    pending: Vec<(&'static str, u64, String)>,
+}
+
+impl LossLog {
+    fn add(&mut self, event: &FailedEvent, error: &Error, now: Instant) {
+        if matches!(error, Error::Unauthorized { .. } | Error::DeliveryStalled { .. }) {
+            return; // notices: the scheduler logs delivery's state once per change
+        }
+        if self.pending.is_empty() && self.last.is_none_or(|t| now >= t + LOG_EVERY) {
+            self.last = Some(now);
+            log::warn!(target: "trackcore", "event {:?} not delivered [{}]: {}", event.event_name(), error.code(), error);
+            return;
+        }
+        match self.pending.iter_mut().find(|(code, _, _)| *code == error.code()) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.2 = error.to_string();
+            }
+            None => self.pending.push((error.code(), 1, error.to_string())),
+        }
+    }
+
+    fn due(&self) -> Option<Instant> {
+        (!self.pending.is_empty()).then(|| self.last.map_or_else(Instant::now, |t| t + LOG_EVERY))
+    }
+
+    fn write(&mut self, now: Instant) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let total: u64 = self.pending.iter().map(|(_, n, _)| n).sum();
+        let parts: Vec<String> =
+            self.pending.drain(..).map(|(code, n, last)| format!("{code} ×{n} (last: {last})")).collect();
+        let secs = self.last.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        log::warn!(target: "trackcore", "{total} more events not delivered in the last {secs:.0} s: {}", parts.join("; "));
+        self.last = Some(now);
+    }
+}
+
+fn run(rx: Receiver<Report>, callback: Option<ErrorCallback>, silenced: Arc<Silence>, counters: Arc<Counters>) {
     ON_REPORTER_THREAD.with(|c| c.set(true));
-    for report in rx {
+    let mut losses = LossLog::default();
+    loop {
+        let next = match losses.due() {
+            Some(due) => match rx.recv_deadline(due) {
+                Ok(r) => Some(r),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(r) => Some(r),
+                Err(_) => break,
+            },
+        };
+        let silent = silenced.on.load(Ordering::SeqCst);
+        let Some(report) = next else {
+            if !silent {
+                losses.write(Instant::now());
+            }
+            continue;
+        };
         match report {
             Report::Barrier(done) => {
                 let _ = done.send(());
             }
             Report::Log(level, message) => {
-                if !silenced.load(Ordering::SeqCst) {
+                if !silent {
                     log::log!(target: "trackcore", level, "{message}");
                 }
             }
-            Report::Failure(_, _) if silenced.load(Ordering::SeqCst) => {
+            Report::Failure(_, _) if silent => {
                 Counters::add(&counters.reports_dropped, 1);
             }
             Report::Failure(event, error) => {
-                // Delivery's state changes are logged by the scheduler, once
-                // each; one line per event would flood a log in an outage.
-                log::debug!(target: "trackcore", "reporting [{}] {}: {}", error.code(), event.event_name(), error);
+                losses.add(&event, &error, Instant::now());
                 if let Some(cb) = &callback {
+                    let guard = silenced.lock.lock().unwrap_or_else(|p| p.into_inner());
+                    if silenced.on.load(Ordering::SeqCst) {
+                        Counters::add(&counters.reports_dropped, 1);
+                        continue;
+                    }
+                    silenced.running.store(true, Ordering::SeqCst);
+                    drop(guard);
                     if catch_unwind(AssertUnwindSafe(|| cb(&event, &error))).is_err() {
                         log::error!(target: "trackcore", "the error callback panicked; trackcore carries on");
                     }
+                    let _guard = silenced.lock.lock().unwrap_or_else(|p| p.into_inner());
+                    silenced.running.store(false, Ordering::SeqCst);
+                    silenced.idle.notify_all();
                 }
             }
         }
+    }
+    if !silenced.on.load(Ordering::SeqCst) {
+        losses.write(Instant::now());
     }
 }

@@ -81,8 +81,21 @@ struct Job {
     seq: u64,
     /// De-duplication key, forgotten again if the event is not delivered.
     key: Option<u64>,
+    /// Failed attempts that count against `max_retries`.
     retries: u32,
+    /// Attempts answered 429 or lost to an outage: waiting on those is pacing,
+    /// not failure, so only `retry_deadline` bounds them.
+    waited: u32,
     first_sent: Option<Instant>,
+}
+
+/// Why all delivery waits behind one probe request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pause {
+    /// 401/403: the token is refused; probe every `auth_probe_interval`.
+    Auth,
+    /// The endpoint cannot be reached: probe with backoff, resume on any answer.
+    Outage,
 }
 
 struct Timed(Instant, Job);
@@ -197,8 +210,12 @@ pub(crate) struct Scheduler {
     limiter_wait: Option<Instant>,
     waiting_since: Option<Instant>,
     flushers: Vec<Flusher>,
+    /// Delivery paused behind one probe request: why, and until when.
+    pause: Option<Pause>,
     paused_until: Option<Instant>,
     probing: bool,
+    /// Probes in a row that met the same outage: its backoff grows with them.
+    outage_probes: u32,
     shutdown: Option<Instant>,
     finished: bool,
     health: Health,
@@ -209,7 +226,7 @@ impl Scheduler {
         let recovered = store.recover();
         Counters::add(&counters.recovered, recovered.len() as u64);
         Counters::gauge(&counters.queued, recovered.len() as i64);
-        let ready = recovered.into_iter().map(|seq| Job { seq, key: None, retries: 0, first_sent: None }).collect();
+        let ready = recovered.into_iter().map(|seq| Job { seq, key: None, retries: 0, waited: 0, first_sent: None }).collect();
         Scheduler {
             dedupe: policy.dedupe.then(|| RecentKeys::new(DEDUPE_MEMORY)),
             policy,
@@ -223,8 +240,10 @@ impl Scheduler {
             limiter_wait: None,
             waiting_since: None,
             flushers: Vec::new(),
+            pause: None,
             paused_until: None,
             probing: false,
+            outage_probes: 0,
             shutdown: None,
             finished: false,
             health: Health {
@@ -251,7 +270,7 @@ impl Scheduler {
             key = Some(dedupe_key);
         }
         let seq = self.store.append(Arc::from(body));
-        self.ready.push_back(Job { seq, key, retries: 0, first_sent: None });
+        self.ready.push_back(Job { seq, key, retries: 0, waited: 0, first_sent: None });
         if self.policy.overflow == Overflow::DropOldest {
             // track() let this one in over the limit: the oldest waiting event makes room.
             let queued = self.counters.queued.load(std::sync::atomic::Ordering::Relaxed);
@@ -298,11 +317,17 @@ impl Scheduler {
         // Given up at the shutdown deadline: counted and reported already.
         let Some(mut job) = self.in_flight.remove(&seq) else { return };
         Counters::gauge(&self.counters.in_flight, -1);
-        if !matches!(response.outcome, Outcome::Unauthorized { .. }) && self.paused_until.is_some() {
-            // Anything but 401/403 means the token works again.
-            self.paused_until = None;
-            self.probing = false;
-            self.counters.auth_paused.store(0, std::sync::atomic::Ordering::Relaxed);
+        let unreachable = matches!(response.outcome, Outcome::Retry { status: None, .. });
+        let lifts = match self.pause {
+            // Anything but another refusal means the token works again (an
+            // unreachable endpoint says nothing about the token).
+            Some(Pause::Auth) => !matches!(response.outcome, Outcome::Unauthorized { .. }) && !unreachable,
+            // Any answer at all means the endpoint can be reached again.
+            Some(Pause::Outage) => !unreachable,
+            None => false,
+        };
+        if lifts {
+            self.resume();
         }
         match response.outcome {
             Outcome::Delivered => {
@@ -317,9 +342,8 @@ impl Scheduler {
                 self.fail(job, Error::Rejected { status, intercom_code: code, message }, out);
             }
             Outcome::Unauthorized { status } => {
-                let first = self.paused_until.is_none();
-                self.paused_until = Some(crate::later(now, self.policy.probe_interval));
-                self.probing = false;
+                let first = self.pause != Some(Pause::Auth);
+                self.pause_for(Pause::Auth, crate::later(now, self.policy.probe_interval));
                 self.counters.auth_paused.store(1, std::sync::atomic::Ordering::Relaxed);
                 self.observe_health(Trouble::AuthRefused(status), None, now, out);
                 if first {
@@ -341,17 +365,45 @@ impl Scheduler {
                 if status == Some(429) {
                     Counters::add(&self.counters.rate_limited, 1);
                     // Permits leased before the 429 are not to be trusted.
-                    self.limiter.release(std::mem::take(&mut self.lease));
+                    self.lease = 0;
                 }
                 self.observe_health(trouble, Some(job.seq), now, out);
-                job.retries += 1;
-                let delay = wait.unwrap_or_else(|| retry::backoff(job.retries, self.policy.backoff_base, self.policy.backoff_max));
                 let started = job.first_sent.unwrap_or(now);
-                if job.retries > self.policy.max_retries
-                    || crate::later(now, delay) > crate::later(started, self.policy.retry_deadline)
-                {
+                let deadline = crate::later(started, self.policy.retry_deadline);
+                let past_deadline = |at: Instant| at > deadline;
+                if unreachable {
+                    // An outage: everything waits behind one probe with backoff
+                    // (one connection attempt per backoff, not one per event),
+                    // and this event goes first when an answer comes back.
+                    job.waited += 1;
+                    if self.pause.is_none() || self.probing {
+                        self.outage_probes += 1;
+                        let backoff = retry::backoff(self.outage_probes, self.policy.backoff_base, self.policy.backoff_max);
+                        if self.pause != Some(Pause::Auth) {
+                            self.pause_for(Pause::Outage, crate::later(now, backoff));
+                        }
+                    }
+                    self.probing = false;
+                    if past_deadline(now) {
+                        Counters::add(&self.counters.failed_retries_exhausted, 1);
+                        let attempts = job.retries + job.waited;
+                        self.fail(job, Error::RetriesExhausted { attempts, last: reason }, out);
+                    } else {
+                        Counters::add(&self.counters.retried, 1);
+                        Counters::gauge(&self.counters.queued, 1);
+                        self.ready.push_front(job);
+                    }
+                    return;
+                }
+                if status == Some(429) {
+                    job.waited += 1;
+                } else {
+                    job.retries += 1;
+                }
+                let delay = wait.unwrap_or_else(|| retry::backoff(job.retries.max(1), self.policy.backoff_base, self.policy.backoff_max));
+                if job.retries > self.policy.max_retries || past_deadline(crate::later(now, delay)) {
                     Counters::add(&self.counters.failed_retries_exhausted, 1);
-                    let attempts = job.retries;
+                    let attempts = job.retries + job.waited;
                     self.fail(job, Error::RetriesExhausted { attempts, last: reason }, out);
                 } else {
                     Counters::add(&self.counters.retried, 1);
@@ -360,6 +412,20 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    fn pause_for(&mut self, why: Pause, until: Instant) {
+        self.pause = Some(why);
+        self.paused_until = Some(until);
+        self.probing = false;
+    }
+
+    fn resume(&mut self) {
+        self.pause = None;
+        self.paused_until = None;
+        self.probing = false;
+        self.outage_probes = 0;
+        self.counters.auth_paused.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Do what is due at `now`; returns when the next tick is needed (`None`:
@@ -378,7 +444,11 @@ impl Scheduler {
                 self.finish(out);
                 return None;
             }
-            if now >= deadline {
+            // Paused past the deadline with nothing under way: nothing can be
+            // delivered any more, so give up now and leave the rest of the
+            // bound to the reports.
+            let hopeless = self.in_flight.is_empty() && self.paused_until.is_some_and(|u| u >= deadline);
+            if now >= deadline || hopeless {
                 self.give_up(out);
                 return None;
             }
@@ -642,41 +712,29 @@ mod tests {
         fn tick(&mut self) -> Option<Instant> {
             self.s.tick(self.now, &mut self.out)
         }
-        fn sends(&mut self) -> Vec<u64> {
-            let mut seqs = Vec::new();
-            self.out.retain(|a| match a {
-                Action::Send { seq, .. } => {
-                    seqs.push(*seq);
+        /// Take the actions `pick` recognises out of `out`, in order.
+        fn take<T>(&mut self, pick: impl Fn(&Action) -> Option<T>) -> Vec<T> {
+            let mut taken = Vec::new();
+            self.out.retain(|a| match pick(a) {
+                Some(t) => {
+                    taken.push(t);
                     false
                 }
-                _ => true,
+                None => true,
             });
-            seqs
+            taken
+        }
+        fn sends(&mut self) -> Vec<u64> {
+            self.take(|a| if let Action::Send { seq, .. } = a { Some(*seq) } else { None })
         }
         fn answer(&mut self, seq: u64, outcome: Outcome) {
             self.s.outcome(seq, Response { outcome, rate: None }, self.now, &mut self.out);
         }
         fn reports(&mut self) -> Vec<&'static str> {
-            let mut codes = Vec::new();
-            self.out.retain(|a| match a {
-                Action::Report { error, .. } => {
-                    codes.push(error.code());
-                    false
-                }
-                _ => true,
-            });
-            codes
+            self.take(|a| if let Action::Report { error, .. } = a { Some(error.code()) } else { None })
         }
         fn logs(&mut self) -> Vec<String> {
-            let mut lines = Vec::new();
-            self.out.retain(|a| match a {
-                Action::Log { message, .. } => {
-                    lines.push(message.clone());
-                    false
-                }
-                _ => true,
-            });
-            lines
+            self.take(|a| if let Action::Log { message, .. } = a { Some(message.clone()) } else { None })
         }
         fn stats(&self) -> crate::Stats {
             self.counters.snapshot()
@@ -878,5 +936,67 @@ mod tests {
             h.out.iter().filter_map(|a| if let Action::Send { body, .. } = a { Some(body.to_vec()) } else { None }).collect();
         assert_eq!(sent, vec![b"2".to_vec()], "0 and 1 were evicted");
         assert_eq!(h.stats().dropped_oldest, 2);
+    }
+
+    #[test]
+    fn a_429_storm_waits_as_long_as_the_deadline_allows_and_loses_nothing() {
+        let mut p = policy();
+        p.max_retries = 1;
+        let mut h = Harness::new(p, Box::new(Unlimited));
+        h.track("{}", 1);
+        h.tick();
+        let mut seq = h.sends()[0];
+        for _ in 0..20 {
+            let wait = Some(Duration::from_secs(1));
+            h.answer(seq, Outcome::Retry { reason: "HTTP 429".into(), wait, status: Some(429) });
+            assert!(h.reports().is_empty(), "a 429 is pacing, not failure");
+            h.now = h.tick().expect("a retry after the wait");
+            h.tick();
+            seq = h.sends()[0];
+        }
+        h.answer(seq, Outcome::Delivered);
+        let s = h.stats();
+        assert_eq!((s.delivered, s.failed, s.rate_limited), (1, 0, 20), "{s:?}");
+    }
+
+    #[test]
+    fn an_outage_pauses_everything_behind_one_probe_with_backoff_and_resumes_on_an_answer() {
+        let mut p = policy();
+        p.max_in_flight = 4;
+        let mut h = Harness::new(p, Box::new(Unlimited));
+        for k in 0..50 {
+            h.track("{}", k);
+        }
+        h.tick();
+        let first = h.sends();
+        assert_eq!(first.len(), 4);
+        for seq in &first {
+            h.answer(*seq, net_error());
+        }
+        let mut attempts = first.len();
+        let mut probe = 0;
+        for round in 0..5 {
+            let wake = h.tick().expect("the probe time");
+            assert!(h.sends().is_empty(), "nothing before the probe");
+            // backoff_base 1 s doubling to backoff_max 8 s, ±10 % jitter.
+            let expected = (1u64 << round).min(8) as f64;
+            let gap = (wake - h.now).as_secs_f64();
+            assert!((expected * 0.89..=expected * 1.11).contains(&gap), "probe {round} after {gap} s, not ~{expected} s");
+            h.now = wake;
+            h.tick();
+            let sent = h.sends();
+            assert_eq!(sent.len(), 1, "one probe at a time");
+            attempts += 1;
+            probe = sent[0];
+            if round < 4 {
+                h.answer(probe, net_error());
+            }
+        }
+        assert_eq!(attempts, 9, "9 connection attempts for 50 events, not one per event per backoff");
+        let s = h.stats();
+        assert_eq!((s.failed, s.queued + s.in_flight), (0, 50), "{s:?}");
+        h.answer(probe, Outcome::Delivered);
+        h.tick();
+        assert_eq!(h.sends().len(), 4, "an answer resumes delivery at once");
     }
 }

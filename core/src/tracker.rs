@@ -152,9 +152,16 @@ impl Tracker {
                 room
             };
             if !room {
-                Counters::add(&c.dropped_queue_full, 1);
                 let capacity = self.config.queue_capacity;
-                rt.reporter.report(Body::from(prepared.body), Error::QueueFull { capacity, policy: policy.as_str() });
+                let error = if rt.room.is_closed() {
+                    // A shutdown ended the wait: the event is one it gives up.
+                    Counters::add(&c.dropped_shutdown, 1);
+                    Error::UndeliveredAtShutdown
+                } else {
+                    Counters::add(&c.dropped_queue_full, 1);
+                    Error::QueueFull { capacity, policy: policy.as_str() }
+                };
+                rt.reporter.report(Body::from(prepared.body), error);
                 return Ok(());
             }
         }
@@ -214,15 +221,36 @@ impl Tracker {
             // are the parent's to deliver.
             return true;
         };
-        let dropped_before = rt.counters.snapshot().reports_dropped;
-        let _ = rt.ingress.send(Msg::Shutdown(stop_by));
+        // track() calls waiting for room under overflow=block stop waiting.
+        rt.room.close();
+        let before = rt.counters.snapshot();
+        let _ = rt.ingress.send(Msg::Shutdown { stop_by, report_by: deadline });
         let stopped = rt.wait_stopped(deadline);
         rt.settle_stranded();
         // The callback is the caller here: its reports come after it returns.
         let reported = on_reporter_thread() || rt.reporter.drain(deadline);
         rt.reporter.silence();
         let s = rt.counters.snapshot();
-        stopped && reported && s.dropped_shutdown == 0 && s.queued == 0 && s.in_flight == 0 && s.reports_dropped == dropped_before
+        let given_up = s.dropped_shutdown - before.dropped_shutdown;
+        let unreported = s.reports_dropped - before.reports_dropped;
+        if given_up > 0 || unreported > 0 {
+            // Said here, on the caller's thread: the reporter is silenced now.
+            log::warn!(
+                target: "trackcore",
+                "shutdown gave up on {given_up} undelivered events; {unreported} reports did not reach the error callback in time"
+            );
+        }
+        stopped && reported && s.dropped_shutdown == 0 && s.queued == 0 && s.in_flight == 0 && unreported == 0
+    }
+
+    /// After [`Tracker::shutdown`], wait up to `timeout` for an error callback
+    /// that was already running when the shutdown's bound passed (none starts
+    /// after shutdown returns). `true` when no callback is running. Bindings
+    /// whose runtime cannot outlive a running callback (an interpreter about
+    /// to finalize) call it at exit.
+    pub fn wait_for_callbacks(&self, timeout: Duration) -> bool {
+        let deadline = crate::later(Instant::now(), timeout);
+        self.own_runtime().is_none_or(|rt| on_reporter_thread() || rt.reporter.wait_idle(deadline))
     }
 
     /// A snapshot of the counters. Cheap; never blocks.

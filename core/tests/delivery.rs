@@ -470,7 +470,11 @@ fn shutdown_reports_every_event_it_gives_up_even_in_bulk() {
     for i in 0..15_000 {
         t.track(ev(i)).unwrap();
     }
-    assert!(!t.shutdown(Duration::from_millis(1500)));
+    // The token is refused: nothing can be delivered before the deadline, so
+    // the shutdown gives up at once and keeps its bound for the reports.
+    let start = Instant::now();
+    assert!(!t.shutdown(Duration::from_secs(5)));
+    assert!(start.elapsed() < Duration::from_secs(6), "{:?}", start.elapsed());
     let s = t.stats();
     assert_eq!(s.dropped_shutdown, 15_000, "{s:?}");
     let given_up = || codes(&reports).iter().filter(|c| *c == "undelivered_at_shutdown").count() as u64;
@@ -514,3 +518,37 @@ fn a_burst_of_100_000_events_with_default_settings_loses_nothing() {
     assert_accounted(&t.stats());
 }
 
+
+#[test]
+fn a_server_answer_that_echoes_the_token_reaches_the_callback_scrubbed() {
+    let emu = emulator();
+    let echo = format!("bad request: Authorization: Bearer {TOKEN}");
+    emu.script(vec![ScriptedResponse::status(400).with_error("parameter_invalid", &echo)]);
+    let (t, reports) = tracker(&emu, &[]);
+    t.track(ev(1)).unwrap();
+    assert!(t.flush(Duration::from_secs(10)));
+    let r = reports.lock().unwrap();
+    assert_eq!(r.len(), 1);
+    assert!(!r[0].1.contains(TOKEN), "{}", r[0].1);
+    assert!(r[0].1.contains("Bearer <redacted>"), "{}", r[0].1);
+}
+
+#[test]
+fn shutdown_keeps_its_bound_with_200_000_events_pending() {
+    let emu = emulator();
+    emu.hold();
+    let (t, _) = tracker(&emu, &[]);
+    for i in 0..200_000 {
+        t.track(ev(i)).unwrap();
+    }
+    assert!(emu.wait_held(1, Duration::from_secs(10)));
+    for (timeout, bound) in [(Duration::ZERO, Duration::from_millis(300)), (Duration::from_secs(2), Duration::from_millis(2300))] {
+        let start = Instant::now();
+        t.shutdown(timeout);
+        assert!(start.elapsed() < bound, "shutdown({timeout:?}) took {:?}", start.elapsed());
+    }
+    let s = t.stats();
+    assert_eq!(s.dropped_shutdown, 200_000, "{s:?}");
+    assert_accounted(&s);
+    emu.open();
+}

@@ -28,6 +28,7 @@ from ._errors import (
     TrackerClosedError,
 )
 from ._native import ERROR_CODES, Money, RichLink, Tracker
+from ._options import describe_tracker as _describe_tracker
 
 __all__ = [
     "Tracker",
@@ -69,6 +70,10 @@ def options() -> List[OptionInfo]:
 
 for _cls in (TrackError, InvalidEventError, InvalidTypeError, TrackerClosedError, ConfigError, DeliveryError):
     _cls.__module__ = __name__
+
+# help(Tracker) and inspect.signature(Tracker) list every option with its type
+# and default, from the core (computed on first use; track() is untouched).
+_describe_tracker(Tracker)
 
 # Flush every tracker at interpreter exit (per-tracker opt-out: flush_at_exit=False).
 _atexit.register(_native._at_exit)

@@ -73,19 +73,14 @@ class DeliveryError(TrackError):
     paused on a refused token) and ``delivery_stalled`` (attempts keep failing)."""
 
 
-_NOTICES = frozenset({"unauthorized", "delivery_stalled"})
-
-
 def _report(callback: Optional[Callable[[dict, DeliveryError], Any]], body: str, error: TrackError) -> None:
     """Called by the core's reporter thread (with the GIL) for each failure."""
     try:
         event = json.loads(body)
     except ValueError:
         event = {}
-    if error.code not in _NOTICES:
-        # Notices (the event is kept and retried) are logged by the core once
-        # per change in delivery's state, not once per event.
-        _logger.warning("event %r not delivered [%s]: %s", event.get("event_name"), error.code, error)
+    # The core logs losses itself (to this logger, at most a line per 5 s with
+    # counts) and delivery's state once per change: nothing to log per event here.
     if callback is None:
         return
     try:

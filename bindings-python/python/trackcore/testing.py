@@ -1,23 +1,27 @@
-"""Test helpers for code that tracks events: a pytest fixture with a
-memory-mode tracker (validates exactly like production, sends nothing).
+"""Test helpers for code that tracks events. Needs nothing but trackcore:
+usable from unittest, Django's test runner or a script, without pytest.
 
-Installed as a pytest plugin, so the fixture is available in any test suite
-once trackcore is installed::
+``memory_tracker()`` is a tracker that validates exactly like production and
+records instead of sending; ``capture()`` is one for a ``with`` block that also
+receives what ``trackcore.django.track()``/``track_user()`` send meanwhile::
 
-    def test_upgrade_tracks_an_event(trackcore_tracker):
-        upgrade(user, tracker=trackcore_tracker)
-        assert trackcore_tracker.recorded()[0]["event_name"] == "upgraded-plan"
+    with trackcore.testing.capture() as tracker:
+        client.post("/accounts/42/upgrade/", {"plan": "pro"})
+    assert tracker.recorded()[0]["event_name"] == "upgraded-plan"
+
+With pytest, the ``trackcore_tracker`` fixture (``trackcore.pytest_plugin``,
+registered when trackcore is installed) is ``capture()`` around each test.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 from typing import Any, Iterator
-
-import pytest
 
 from ._native import Tracker
 
-__all__ = ["memory_tracker", "trackcore_tracker"]
+__all__ = ["memory_tracker", "capture"]
 
 
 def memory_tracker(**options: Any) -> Tracker:
@@ -27,12 +31,25 @@ def memory_tracker(**options: Any) -> Tracker:
     return Tracker(memory=True, **options)
 
 
-@pytest.fixture
-def trackcore_tracker() -> Iterator[Tracker]:
-    """A fresh memory-mode tracker per test, shut down afterwards. Assert on
-    ``trackcore_tracker.recorded()`` (a list of the event bodies as dicts)."""
-    tracker = memory_tracker()
+@contextlib.contextmanager
+def capture(**options: Any) -> Iterator[Tracker]:
+    """A ``memory_tracker(**options)`` for the block. When the block ends the
+    tracker records what is still on its way through the pipeline, then shuts
+    down (at most ``drop_timeout``), so ``recorded()`` after the block has
+    every event tracked inside it.
+
+    While the block runs, ``trackcore.django.get_tracker()`` returns it (when
+    Django is installed), so ``track()`` and ``track_user()`` anywhere in the
+    code under test record into it, from any thread, whatever ``TRACKCORE``
+    says; the settings' tracker is neither created nor used."""
+    tracker = memory_tracker(**options)
     try:
-        yield tracker
+        if importlib.util.find_spec("django") is None:
+            yield tracker
+        else:
+            from . import django as trackcore_django
+
+            with trackcore_django.use_tracker(tracker):
+                yield tracker
     finally:
-        tracker.shutdown(0)
+        tracker.shutdown()

@@ -6,4 +6,5 @@ from . import views
 
 urlpatterns = [
     path("accounts/<str:account_id>/upgrade/", views.upgrade, name="upgrade"),
+    path("newsletter/subscribe/", views.subscribe, name="subscribe"),
 ]

@@ -1,4 +1,5 @@
-"""The example's one view: upgrading an account tracks `upgraded-plan`."""
+"""The example's views: upgrading an account tracks `upgraded-plan`;
+subscribing to the newsletter tracks `subscribed-newsletter` for the signed-in user."""
 
 import logging
 
@@ -6,7 +7,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
 
 import trackcore
-from trackcore.django import track
+from trackcore.django import track, track_user
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,15 @@ def upgrade(request: HttpRequest, account_id: str) -> JsonResponse:
     except trackcore.InvalidEventError as e:
         return JsonResponse({"error": e.code, "field": e.field}, status=400)
     return JsonResponse({"account": account_id, "plan": plan})
+
+
+@require_POST
+def subscribe(request: HttpRequest) -> JsonResponse:
+    """Subscribe the signed-in user (here: pretend). track_user() sends
+    user_id=user.pk and the user's email; for an anonymous visitor it sends
+    nothing, logs a warning and returns False."""
+    tracked = track_user(request.user, "subscribed-newsletter", metadata={"list": request.POST.get("list", "weekly")})
+    return JsonResponse({"tracked": tracked})
 
 
 def report_tracking_failure(event: dict, error: trackcore.TrackError) -> None:
