@@ -135,6 +135,11 @@ impl Reporter {
         }
     }
 
+    /// Whether `silence` has been called.
+    pub fn is_silenced(&self) -> bool {
+        self.silenced.on.load(Ordering::SeqCst)
+    }
+
     /// Wait until no callback is running, or `deadline`; `true` if none is.
     /// After `silence` none starts again, so this is final.
     pub fn wait_idle(&self, deadline: Instant) -> bool {

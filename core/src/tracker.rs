@@ -221,6 +221,12 @@ impl Tracker {
             // are the parent's to deliver.
             return true;
         };
+        if rt.reporter.is_silenced() && rt.has_stopped() {
+            // Shut down before: say at once how that went.
+            rt.settle_stranded();
+            let s = rt.counters.snapshot();
+            return s.dropped_shutdown == 0 && s.queued == 0 && s.in_flight == 0;
+        }
         // track() calls waiting for room under overflow=block stop waiting.
         rt.room.close();
         let before = rt.counters.snapshot();

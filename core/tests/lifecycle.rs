@@ -197,3 +197,14 @@ fn track_never_waits_on_a_shutdown_in_progress() {
     });
     assert!(t.stats().balanced(), "{:?}", t.stats());
 }
+
+#[test]
+fn a_second_shutdown_answers_at_once_with_the_first_ones_result() {
+    let emu = emulator();
+    let (t, _) = tracker(&emu, &[]);
+    t.track(ev(1)).unwrap();
+    assert!(t.shutdown(Duration::from_secs(10)));
+    let start = Instant::now();
+    assert!(t.shutdown(Duration::ZERO), "nothing was given up");
+    assert!(start.elapsed() < Duration::from_millis(100));
+}

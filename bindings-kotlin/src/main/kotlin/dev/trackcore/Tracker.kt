@@ -311,8 +311,6 @@ class Tracker(
         @JvmField
         val ERROR_CODES: List<String> = dev.trackcore.ffi.errorCodes()
 
-        private val NOTICES = setOf("unauthorized", "delivery_stalled")
-
         /** Releases each tracker's fast-path handle once the tracker is unreachable. */
         private val HANDLES: java.lang.ref.Cleaner = java.lang.ref.Cleaner.create()
 
@@ -335,19 +333,15 @@ class Tracker(
     }
 
     /**
-     * Receives the core's reports on trackcore's reporter thread: logs each
-     * undelivered event (notices are logged by the core, once per change) and
-     * hands it to the listener. Never lets an exception reach the core's thread.
+     * Receives the core's reports on trackcore's reporter thread and hands
+     * them to the listener. Nothing is logged here: the core logs losses itself
+     * (at most a line per 5 s, with counts) and delivery's state once per
+     * change. Never lets an exception reach the core's thread.
      */
     private class Reporter(private val listener: ErrorListener?) : ErrorSink {
         override fun onError(eventJson: String, error: FfiErrorInfo) {
             try {
-                val ex = exception(error)
-                val event = FailedEvent(eventJson)
-                if (ex.code !in NOTICES) {
-                    Logging.log(FfiLogLevel.WARN, "event '${event.eventName}' not delivered [${ex.code}]: ${ex.message}")
-                }
-                listener?.onError(event, ex)
+                listener?.onError(FailedEvent(eventJson), exception(error))
             } catch (t: Throwable) {
                 Logging.log(FfiLogLevel.WARN, "the trackcore error listener threw; trackcore carries on", t)
             }
