@@ -325,6 +325,10 @@ impl Dispatcher {
         loop {
             let now = Instant::now();
             let took = self.intake();
+            if took > 0 {
+                // De-duplicated copies and evictions free room without any other action.
+                self.room.notify();
+            }
             while let Ok((seq, response)) = self.results.try_recv() {
                 self.busy -= 1;
                 self.scheduler.outcome(seq, response, now, &mut self.actions);

@@ -379,9 +379,13 @@ impl Scheduler {
                     if self.pause.is_none() || self.probing {
                         self.outage_probes += 1;
                         let backoff = retry::backoff(self.outage_probes, self.policy.backoff_base, self.policy.backoff_max);
-                        if self.pause != Some(Pause::Auth) {
-                            self.pause_for(Pause::Outage, crate::later(now, backoff));
-                        }
+                        // A probe that could not reach the endpoint re-arms the pause it
+                        // probed for: never a probe again at once.
+                        let (why, wait) = match self.pause {
+                            Some(Pause::Auth) => (Pause::Auth, self.policy.probe_interval.max(backoff)),
+                            _ => (Pause::Outage, backoff),
+                        };
+                        self.pause_for(why, crate::later(now, wait));
                     }
                     self.probing = false;
                     if past_deadline(now) {
@@ -400,7 +404,11 @@ impl Scheduler {
                 } else {
                     job.retries += 1;
                 }
-                let delay = wait.unwrap_or_else(|| retry::backoff(job.retries.max(1), self.policy.backoff_base, self.policy.backoff_max));
+                // A hint of zero (`Retry-After: 0`, a reset already past) is no
+                // reason to retry at once: it gets the backoff instead.
+                let delay = wait
+                    .filter(|w| !w.is_zero())
+                    .unwrap_or_else(|| retry::backoff(job.retries.max(1), self.policy.backoff_base, self.policy.backoff_max));
                 if job.retries > self.policy.max_retries || past_deadline(crate::later(now, delay)) {
                     Counters::add(&self.counters.failed_retries_exhausted, 1);
                     let attempts = job.retries + job.waited;
@@ -412,6 +420,13 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Give unused permits back; a limiter that panics here is not trusted further.
+    fn release_lease(&mut self) {
+        let unused = std::mem::take(&mut self.lease);
+        let limiter = &mut self.limiter;
+        let _ = catch_unwind(AssertUnwindSafe(|| limiter.release(unused)));
     }
 
     fn pause_for(&mut self, why: Pause, until: Instant) {
@@ -518,7 +533,9 @@ impl Scheduler {
             }
             let Some(mut job) = self.ready.pop_front() else { break };
             let Some(body) = self.store.get(job.seq) else {
-                continue; // settled elsewhere (cannot happen with a correct store)
+                // Settled elsewhere (cannot happen with a correct store): no longer waiting.
+                Counters::gauge(&self.counters.queued, -1);
+                continue;
             };
             job.first_sent.get_or_insert(now);
             if self.paused_until.is_some() {
@@ -567,7 +584,7 @@ impl Scheduler {
 
     /// Shut down with nothing left.
     fn finish(&mut self, out: &mut Vec<Action>) {
-        self.limiter.release(std::mem::take(&mut self.lease));
+        self.release_lease();
         for f in self.flushers.drain(..) {
             out.push(Action::Flushed { id: f.id, settled: true });
         }
@@ -592,7 +609,7 @@ impl Scheduler {
             Counters::add(&self.counters.dropped_shutdown, 1);
             self.fail(job, Error::UndeliveredAtShutdown, out);
         }
-        self.limiter.release(std::mem::take(&mut self.lease));
+        self.release_lease();
         for f in self.flushers.drain(..) {
             out.push(Action::Flushed { id: f.id, settled: false });
         }
@@ -998,5 +1015,34 @@ mod tests {
         h.answer(probe, Outcome::Delivered);
         h.tick();
         assert_eq!(h.sends().len(), 4, "an answer resumes delivery at once");
+    }
+
+    #[test]
+    fn a_refused_token_then_an_unreachable_probe_waits_for_the_next_probe_time() {
+        let mut h = Harness::new(policy(), Box::new(Unlimited));
+        h.track("{}", 1);
+        h.tick();
+        let seq = h.sends()[0];
+        h.answer(seq, Outcome::Unauthorized { status: 401 });
+        h.now = h.tick().expect("the probe time");
+        h.tick();
+        let probe = h.sends();
+        assert_eq!(probe.len(), 1);
+        h.answer(probe[0], net_error());
+        let wake = h.tick().expect("a later probe");
+        assert!(wake >= h.now + Duration::from_secs(30), "re-armed for the probe interval: {:?}", wake - h.now);
+        assert!(h.sends().is_empty(), "no probe at once");
+    }
+
+    #[test]
+    fn a_zero_retry_hint_gets_the_backoff_not_an_immediate_retry() {
+        let mut h = Harness::new(policy(), Box::new(Unlimited));
+        h.track("{}", 1);
+        h.tick();
+        let seq = h.sends()[0];
+        h.answer(seq, Outcome::Retry { reason: "HTTP 503".into(), wait: Some(Duration::ZERO), status: Some(503) });
+        let wake = h.tick().expect("a retry time");
+        assert!(wake >= h.now + Duration::from_millis(900), "{:?}", wake - h.now);
+        assert!(h.sends().is_empty());
     }
 }

@@ -95,7 +95,21 @@ impl Tracker {
             if self.rebuilding.compare_exchange(claim, generation + 1, Ordering::AcqRel, Ordering::Acquire).is_err() {
                 continue;
             }
-            let fresh = Runtime::start(&self.config, old.names_snapshot());
+            // Whatever happens while starting (a user's limiter factory may
+            // panic), the claim is given up, or every later call would wait for it.
+            struct Release<'a>(&'a AtomicU64);
+            impl Drop for Release<'_> {
+                fn drop(&mut self) {
+                    self.0.store(0, Ordering::Release);
+                }
+            }
+            let _release = Release(&self.rebuilding);
+            let fresh = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Runtime::start(&self.config, old.names_snapshot())
+            }))
+            .unwrap_or_else(|_| {
+                Err(Error::InvalidConfig { option: "rate_limiter".into(), reason: "panicked while starting a pipeline".into() })
+            });
             let result = match fresh {
                 Ok(rt) => {
                     // The parent's pipeline is left as it is (its threads do not
@@ -106,7 +120,6 @@ impl Tracker {
                 }
                 Err(e) => Err(e),
             };
-            self.rebuilding.store(0, Ordering::Release);
             result?;
         }
     }
@@ -135,8 +148,14 @@ impl Tracker {
         let policy = self.config.overflow;
         // Count it as queued first: the dispatcher takes it off the count.
         let before = c.queued.fetch_add(1, Ordering::Relaxed);
-        if before >= cap && policy != Overflow::DropOldest {
-            // (Under drop_oldest the event goes in and the dispatcher evicts the oldest.)
+        // Under drop_oldest the event goes in and the dispatcher evicts the
+        // oldest; should it fall a whole capacity behind, the newest is dropped,
+        // so memory stays bounded whatever the dispatcher's scheduling.
+        let over = match policy {
+            Overflow::DropOldest => before >= cap.saturating_mul(2).max(cap + 1024),
+            _ => before >= cap,
+        };
+        if over {
             c.queued.fetch_sub(1, Ordering::Relaxed);
             let room = policy == Overflow::Block && {
                 let deadline = crate::later(Instant::now(), self.config.block_timeout);

@@ -208,3 +208,36 @@ fn a_second_shutdown_answers_at_once_with_the_first_ones_result() {
     assert!(t.shutdown(Duration::ZERO), "nothing was given up");
     assert!(start.elapsed() < Duration::from_millis(100));
 }
+
+/// A rate limiter that holds the dispatcher inside `reserve` until released:
+/// a dispatcher that cannot keep up, on demand.
+struct Stuck(crossbeam_channel::Receiver<()>);
+
+impl trackcore::RateLimiter for Stuck {
+    fn reserve(&mut self, wanted: u32, _now: Instant) -> trackcore::Reservation {
+        let _ = self.0.recv();
+        trackcore::Reservation::Granted(wanted)
+    }
+    fn observe(&mut self, _info: &trackcore::RateLimitInfo, _now: Instant) {}
+}
+
+#[test]
+fn drop_oldest_keeps_memory_bounded_when_the_dispatcher_falls_behind() {
+    let emu = emulator();
+    let (release, stuck) = crossbeam_channel::unbounded();
+    let (mut c, _) = config(&emu.base_url(), &[("queue_capacity", OptionValue::Int(10)), ("overflow", OptionValue::Str("drop_oldest".into()))]);
+    let slot = std::sync::Mutex::new(Some(stuck));
+    c.rate_limiter = trackcore::LimiterChoice::custom(move |_| Stuck(slot.lock().unwrap().take().expect("built once")));
+    let t = Tracker::new(c).unwrap();
+    t.track(ev(0)).unwrap();
+    // The dispatcher is held inside reserve() now (or about to be): it takes nothing more.
+    for i in 1..5_000 {
+        t.track(ev(i)).unwrap();
+    }
+    let s = t.stats();
+    assert!(s.queued <= 10 + 1024 + 1, "queued {} with a capacity of 10", s.queued);
+    assert!(s.dropped >= 5_000 - 10 - 1024 - 1, "{s:?}");
+    drop(release);
+    assert!(t.flush(Duration::from_secs(20)), "{:?}", t.stats());
+    assert!(t.stats().balanced(), "{:?}", t.stats());
+}
