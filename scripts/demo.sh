@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: start the Intercom emulator, track real events through every
-# language trackcore has (Rust, Python), and print what the emulator received.
+# language trackcore has (Rust, Python, Node, Kotlin), and print what the emulator received.
 # Sets up what it needs (release builds, the Python venv) on a fresh machine.
 # Exits non-zero if any step fails or the emulator received fewer events than
 # the demos tracked (CI runs it after the test suites).
@@ -15,24 +15,12 @@ echo "==> building the emulator and the Rust demo"
 cargo build --locked --release -q -p trackcore-emulator --bin trackcore-emulator
 cargo build --locked --release -q -p trackcore --example demo
 
-emulator="$root/target/release/trackcore-emulator"
 work="$(mktemp -d)"
-log="$work/emulator.log"
-"$emulator" --port 0 --token "$token" --exit-on-stdin-close >"$log" 2>&1 < <(sleep 3600) &
-emu_pid=$!
+emu_pid=""
 trap 'kill $emu_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-base_url=""
-for _ in $(seq 1 200); do
-    base_url="$(sed -nE 's/.*listening on (http:\/\/127\.0\.0\.1:[0-9]+).*/\1/p' "$log" | head -n1)"
-    [ -n "$base_url" ] && break
-    kill -0 "$emu_pid" 2>/dev/null || break
-    sleep 0.05
-done
-if [ -z "$base_url" ]; then
-    echo "demo: the emulator did not start; it printed:" >&2
-    sed 's/^/    /' "$log" >&2
-    exit 1
-fi
+source "$root/scripts/emulator.sh"
+start_emulator "$work" --token "$token" || { echo "demo: see above" >&2; exit 1; }
+base_url="$emu_url"
 echo "==> emulator at $base_url"
 export TRACKCORE_BASE_URL="$base_url" INTERCOM_ACCESS_TOKEN="$token"
 

@@ -10,17 +10,11 @@ mvn -B -q -ntp -Dstyle.color=never -f "$root/bindings-kotlin/pom.xml" install -D
 mvn -B -q -ntp -Dstyle.color=never -f "$here/pom.xml" package dependency:build-classpath -Dmdep.outputFile="$here/target/classpath.txt"
 
 work="$(mktemp -d)"
-"$root/target/release/trackcore-emulator" --port 0 --token test-token --rate-limit-per-minute 0 --exit-on-stdin-close \
-    >"$work/emu.log" 2>&1 < <(sleep 36000) &
-emu_pid=$!
+emu_pid=""
 trap 'kill $emu_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-url=""
-for _ in $(seq 1 200); do
-    url="$(sed -nE 's/.*listening on (http:\/\/127\.0\.0\.1:[0-9]+).*/\1/p' "$work/emu.log" | head -n1)"
-    [ -n "$url" ] && break
-    sleep 0.05
-done
-[ -n "$url" ] || { echo "bench: the emulator did not start" >&2; exit 1; }
+source "$root/scripts/emulator.sh"
+start_emulator "$work" --token test-token --rate-limit-per-minute 0 || { echo "bench: see above" >&2; exit 1; }
+url="$emu_url"
 
 java -Dbench.url="$url" -cp "$here/target/classes:$(cat "$here/target/classpath.txt")" \
     org.openjdk.jmh.Main -rf json -rff "$here/target/jmh.json" "$@" TrackBench

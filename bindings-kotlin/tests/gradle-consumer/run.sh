@@ -17,18 +17,12 @@ if ! command -v gradle >/dev/null 2>&1; then
         exit 1
     fi
 fi
-emulator="$root/target/release/trackcore-emulator"
 work="$(mktemp -d)"
-"$emulator" --port 0 --token test-token --exit-on-stdin-close >"$work/emu.log" 2>&1 < <(sleep 3600) &
-emu_pid=$!
+emu_pid=""
 trap 'kill $emu_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-base_url=""
-for _ in $(seq 1 200); do
-    base_url="$(sed -nE 's/.*listening on (http:\/\/127\.0\.0\.1:[0-9]+).*/\1/p' "$work/emu.log" | head -n1)"
-    [ -n "$base_url" ] && break
-    sleep 0.05
-done
-[ -n "$base_url" ] || { echo "gradle-consumer: the emulator did not start" >&2; cat "$work/emu.log" >&2; exit 1; }
+source "$root/scripts/emulator.sh"
+start_emulator "$work" --token test-token || { echo "gradle-consumer: see above" >&2; exit 1; }
+base_url="$emu_url"
 # A build directory outside the source tree, so the test leaves nothing behind.
 cp -r "$here/build.gradle" "$here/settings.gradle" "$here/src" "$work/"
 # (gradle 4.4 has no `run --args`: the program reads TRACKCORE_BASE_URL like the demos)
