@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use trackcore::{Config, Error, Event, FailedEvent, OptionValue, Tracker, Value};
+use trackcore::{Config, Error, ErrorKind, Event, FailedEvent, OptionValue, Tracker, Value};
 
 uniffi::setup_scaffolding!();
 
@@ -88,12 +88,12 @@ impl std::fmt::Display for FfiError {
 impl std::error::Error for FfiError {}
 
 fn info(e: &Error) -> FfiErrorInfo {
-    let kind = match e {
-        Error::Closed => FfiErrorKind::Closed,
-        Error::InvalidConfig { .. } | Error::MissingAccessToken => FfiErrorKind::Config,
-        e if e.is_type_error() => FfiErrorKind::InvalidType,
-        e if e.is_input_error() => FfiErrorKind::InvalidEvent,
-        _ => FfiErrorKind::Delivery,
+    let kind = match e.kind() {
+        ErrorKind::Closed => FfiErrorKind::Closed,
+        ErrorKind::Config => FfiErrorKind::Config,
+        ErrorKind::InvalidType => FfiErrorKind::InvalidType,
+        ErrorKind::InvalidEvent => FfiErrorKind::InvalidEvent,
+        ErrorKind::Delivery => FfiErrorKind::Delivery,
     };
     FfiErrorInfo { kind, code: e.code().into(), field: e.field(), message: e.to_string(), status: e.status() }
 }
@@ -311,14 +311,7 @@ impl NativeTracker {
 
     /// The current value of an option as text (the token shows as `<redacted>`).
     pub fn option(&self, name: String) -> Option<String> {
-        self.core.config().get(&name).map(|v| match v {
-            OptionValue::Str(s) => s,
-            OptionValue::Int(n) => n.to_string(),
-            OptionValue::Float(f) => f.to_string(),
-            OptionValue::Bool(b) => b.to_string(),
-            OptionValue::List(l) => l.join(","),
-            OptionValue::None => String::new(),
-        })
+        self.core.config().get(&name).map(|v| v.to_text())
     }
 }
 

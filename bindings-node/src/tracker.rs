@@ -12,7 +12,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use trackcore::{Config, Error, ErrorCallback, Event, FailedEvent, OptionValue, Tracker};
+use trackcore::{Config, Error, ErrorCallback, Event, FailedEvent, Tracker};
 
 use crate::convert;
 use crate::errors::Failure;
@@ -234,14 +234,7 @@ impl NativeTracker {
     /// (the token shows as `<redacted>`).
     #[napi]
     pub fn option(&self, name: String) -> Option<String> {
-        self.core.config().get(&name).map(|v| match v {
-            OptionValue::Str(s) => s,
-            OptionValue::Int(n) => n.to_string(),
-            OptionValue::Float(f) => f.to_string(),
-            OptionValue::Bool(b) => b.to_string(),
-            OptionValue::List(l) => l.join(","),
-            OptionValue::None => String::new(),
-        })
+        self.core.config().get(&name).map(|v| v.to_text())
     }
 
     /// Where events are posted.

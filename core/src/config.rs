@@ -236,7 +236,9 @@ impl OptionValue {
         }
     }
 
-    fn render(&self) -> String {
+    /// The value as text, as `describe` shows defaults and bindings show an
+    /// option's current value (a list comma-separated, no value empty).
+    pub fn to_text(&self) -> String {
         match self {
             OptionValue::Str(s) => s.clone(),
             OptionValue::Int(n) => n.to_string(),
@@ -409,7 +411,7 @@ impl Config {
             .map(|o| OptionInfo {
                 name: o.name,
                 kind: o.kind,
-                default: o.shown_default.map_or_else(|| (o.get)(&d).render(), str::to_string),
+                default: o.shown_default.map_or_else(|| (o.get)(&d).to_text(), str::to_string),
                 doc: o.doc,
             })
             .collect()
