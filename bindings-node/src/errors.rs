@@ -27,21 +27,10 @@ pub struct Failure {
     pub status: Option<u32>,
 }
 
-/// Which JavaScript class an error of the core becomes (as in Python).
-pub fn kind(e: &Error) -> &'static str {
-    match e {
-        Error::Closed => "closed",
-        Error::InvalidConfig { .. } | Error::MissingAccessToken => "config",
-        e if e.is_type_error() => "invalid_type",
-        e if e.is_input_error() => "invalid_event",
-        _ => "delivery",
-    }
-}
-
 impl From<&Error> for Failure {
     fn from(e: &Error) -> Self {
         Failure {
-            kind: kind(e).into(),
+            kind: e.kind().as_str().into(),
             code: e.code().into(),
             field: e.field(),
             message: e.to_string(),

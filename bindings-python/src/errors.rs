@@ -5,7 +5,7 @@
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
-use trackcore::Error;
+use trackcore::{Error, ErrorKind};
 
 static INVALID_EVENT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static INVALID_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -25,12 +25,12 @@ pub enum Kind {
 
 impl Kind {
     pub fn of(e: &Error) -> Kind {
-        match e {
-            Error::Closed => Kind::Closed,
-            Error::InvalidConfig { .. } | Error::MissingAccessToken => Kind::Config,
-            e if e.is_type_error() => Kind::InvalidType,
-            e if e.is_input_error() => Kind::InvalidEvent,
-            _ => Kind::Delivery,
+        match e.kind() {
+            ErrorKind::Closed => Kind::Closed,
+            ErrorKind::Config => Kind::Config,
+            ErrorKind::InvalidType => Kind::InvalidType,
+            ErrorKind::InvalidEvent => Kind::InvalidEvent,
+            ErrorKind::Delivery => Kind::Delivery,
         }
     }
 

@@ -225,6 +225,19 @@ impl Error {
         }
     }
 
+    /// Which family of exception this error is in every binding: invalid
+    /// input (a bad value, or a value of the wrong type), a closed tracker, a
+    /// configuration problem, or a delivery failure (never raised; reported).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Closed => ErrorKind::Closed,
+            Error::InvalidConfig { .. } | Error::MissingAccessToken => ErrorKind::Config,
+            e if e.is_type_error() => ErrorKind::InvalidType,
+            e if e.is_input_error() => ErrorKind::InvalidEvent,
+            _ => ErrorKind::Delivery,
+        }
+    }
+
     /// Whether this error is about the caller's input (a bad value: Python
     /// raises `ValueError`/`TypeError`, Node `TypeError`/`RangeError`) rather than
     /// the tracker's state or delivery.
@@ -247,6 +260,35 @@ impl Error {
             self,
             Error::UnsupportedType { .. } | Error::ArrayNotSupported { .. } | Error::NestedObjectNotSupported { .. }
         )
+    }
+}
+
+/// The family of an [`Error`] ([`Error::kind`]): which exception class each
+/// binding raises or reports it as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A bad value (Python `ValueError`).
+    InvalidEvent,
+    /// A value of a type trackcore cannot send (Python `TypeError`).
+    InvalidType,
+    /// `track()` after `shutdown()`.
+    Closed,
+    /// An unknown or invalid option, or no access token.
+    Config,
+    /// A delivery failure or notice: passed to the error callback, never raised.
+    Delivery,
+}
+
+impl ErrorKind {
+    /// `invalid_event`, `invalid_type`, `closed`, `config` or `delivery`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidEvent => "invalid_event",
+            ErrorKind::InvalidType => "invalid_type",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Config => "config",
+            ErrorKind::Delivery => "delivery",
+        }
     }
 }
 

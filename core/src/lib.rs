@@ -31,7 +31,7 @@ mod tracker;
 mod transport;
 
 pub use config::{Config, OptionInfo, OptionValue, Overflow, Region, Secret};
-pub use error::{Error, ERROR_CODES};
+pub use error::{Error, ErrorKind, ERROR_CODES};
 pub use event::{Event, Value};
 pub use ratelimit::{LimiterChoice, RateLimitInfo, RateLimiter, Reservation, WindowLimiter};
 pub use report::{ErrorCallback, FailedEvent};
