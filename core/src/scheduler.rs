@@ -371,7 +371,9 @@ impl Scheduler {
                 let started = job.first_sent.unwrap_or(now);
                 let deadline = crate::later(started, self.policy.retry_deadline);
                 let past_deadline = |at: Instant| at > deadline;
-                if unreachable {
+                // Either given up, or kept: at the front of the line behind an
+                // outage's probe (`None`), or in the retry heap until `Some(at)`.
+                let (exhausted, again) = if unreachable {
                     // An outage: everything waits behind one probe with backoff
                     // (one connection attempt per backoff, not one per event),
                     // and this event goes first when an answer comes back.
@@ -388,35 +390,32 @@ impl Scheduler {
                         self.pause_for(why, crate::later(now, wait));
                     }
                     self.probing = false;
-                    if past_deadline(now) {
-                        Counters::add(&self.counters.failed_retries_exhausted, 1);
-                        let attempts = job.retries + job.waited;
-                        self.fail(job, Error::RetriesExhausted { attempts, last: reason }, out);
-                    } else {
-                        Counters::add(&self.counters.retried, 1);
-                        Counters::gauge(&self.counters.queued, 1);
-                        self.ready.push_front(job);
-                    }
-                    return;
-                }
-                if status == Some(429) {
-                    job.waited += 1;
+                    (past_deadline(now), None)
                 } else {
-                    job.retries += 1;
-                }
-                // A hint of zero (`Retry-After: 0`, a reset already past) is no
-                // reason to retry at once: it gets the backoff instead.
-                let delay = wait
-                    .filter(|w| !w.is_zero())
-                    .unwrap_or_else(|| retry::backoff(job.retries.max(1), self.policy.backoff_base, self.policy.backoff_max));
-                if job.retries > self.policy.max_retries || past_deadline(crate::later(now, delay)) {
+                    if status == Some(429) {
+                        job.waited += 1;
+                    } else {
+                        job.retries += 1;
+                    }
+                    // A hint of zero (`Retry-After: 0`, a reset already past) is no
+                    // reason to retry at once: it gets the backoff instead.
+                    let delay = wait
+                        .filter(|w| !w.is_zero())
+                        .unwrap_or_else(|| retry::backoff(job.retries.max(1), self.policy.backoff_base, self.policy.backoff_max));
+                    let at = crate::later(now, delay);
+                    (job.retries > self.policy.max_retries || past_deadline(at), Some(at))
+                };
+                if exhausted {
                     Counters::add(&self.counters.failed_retries_exhausted, 1);
                     let attempts = job.retries + job.waited;
                     self.fail(job, Error::RetriesExhausted { attempts, last: reason }, out);
-                } else {
-                    Counters::add(&self.counters.retried, 1);
-                    Counters::gauge(&self.counters.queued, 1);
-                    self.retrying.push(Reverse(Timed(crate::later(now, delay), job)));
+                    return;
+                }
+                Counters::add(&self.counters.retried, 1);
+                Counters::gauge(&self.counters.queued, 1);
+                match again {
+                    None => self.ready.push_front(job),
+                    Some(at) => self.retrying.push(Reverse(Timed(at, job))),
                 }
             }
         }
@@ -720,6 +719,14 @@ mod tests {
             let s = Scheduler::new(policy, Box::new(MemoryStore::new()), limiter, counters.clone());
             Harness { s, counters, out: Vec::new(), now: Instant::now() }
         }
+        /// An unpaced harness with `n` distinct events accepted.
+        fn with_events(policy: Policy, n: u64) -> Harness {
+            let mut h = Harness::new(policy, Box::new(Unlimited));
+            for k in 0..n {
+                h.track("{}", k);
+            }
+            h
+        }
         /// What `track()` does before the event reaches the scheduler.
         fn track(&mut self, body: &str, key: u64) {
             Counters::add(&self.counters.tracked, 1);
@@ -788,10 +795,7 @@ mod tests {
 
     #[test]
     fn sends_up_to_max_in_flight_and_settles_each_event_once() {
-        let mut h = Harness::new(policy(), Box::new(Unlimited));
-        for k in 0..6 {
-            h.track("{}", k);
-        }
+        let mut h = Harness::with_events(policy(), 6);
         assert_eq!(h.tick(), None);
         let sent = h.sends();
         assert_eq!(sent, vec![0, 1, 2, 3], "four in flight");
@@ -848,10 +852,7 @@ mod tests {
     fn a_persistent_failure_is_logged_once_and_reported_before_any_event_is_lost() {
         let mut p = policy();
         p.max_in_flight = 10;
-        let mut h = Harness::new(p, Box::new(Unlimited));
-        for k in 0..10 {
-            h.track("{}", k);
-        }
+        let mut h = Harness::with_events(p, 10);
         h.tick();
         for seq in h.sends() {
             h.answer(seq, net_error());
@@ -877,10 +878,7 @@ mod tests {
 
     #[test]
     fn pauses_on_401_reports_once_and_probes_with_one_request() {
-        let mut h = Harness::new(policy(), Box::new(Unlimited));
-        for k in 0..5 {
-            h.track("{}", k);
-        }
+        let mut h = Harness::with_events(policy(), 5);
         h.tick();
         let sent = h.sends();
         for seq in &sent {
@@ -916,10 +914,7 @@ mod tests {
 
     #[test]
     fn shutdown_gives_up_at_its_deadline_and_reports_every_event() {
-        let mut h = Harness::new(policy(), Box::new(Unlimited));
-        for k in 0..6 {
-            h.track("{}", k);
-        }
+        let mut h = Harness::with_events(policy(), 6);
         h.tick();
         assert_eq!(h.sends().len(), 4);
         h.s.shutdown(h.now + Duration::from_secs(2));
@@ -980,10 +975,7 @@ mod tests {
     fn an_outage_pauses_everything_behind_one_probe_with_backoff_and_resumes_on_an_answer() {
         let mut p = policy();
         p.max_in_flight = 4;
-        let mut h = Harness::new(p, Box::new(Unlimited));
-        for k in 0..50 {
-            h.track("{}", k);
-        }
+        let mut h = Harness::with_events(p, 50);
         h.tick();
         let first = h.sends();
         assert_eq!(first.len(), 4);
