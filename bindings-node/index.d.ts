@@ -66,6 +66,12 @@ export interface TrackerOptions {
   allowedEventNames?: string[] | null;
   /** Drop copies of (identity, name, createdAt) before sending. */
   dedupe?: boolean;
+  /** Directory of the disk spool that keeps events until delivered, across crashes and restarts. Off when unset. */
+  spoolDir?: string | null;
+  /** Size cap of the spool in bytes; past it new events are dropped (counted, reported). Default 1 GiB. */
+  spoolMaxBytes?: number;
+  /** Seconds between syncs of the spool to disk (0: every write); what a power loss can lose. Default 0.1. */
+  spoolSyncInterval?: number;
   /** Record events instead of sending them (for tests; see {@link Tracker.recorded}). */
   memory?: boolean;
   /** Seconds a collected tracker waits for delivery; the default flush/shutdown/exit timeout. */
@@ -130,7 +136,7 @@ export interface IntercomEvent {
   metadata?: Record<string, unknown>;
 }
 
-/** The counters of a tracker; `tracked + recovered == delivered + failed + dropped + deduplicated + queued + inFlight`. */
+/** The counters of a tracker; `tracked + recovered == delivered + failed + dropped + deduplicated + persisted + queued + spooled + inFlight`. */
 export interface Stats {
   tracked: number;
   recovered: number;
@@ -143,8 +149,13 @@ export interface Stats {
   droppedQueueFull: number;
   droppedOldest: number;
   droppedShutdown: number;
+  droppedSpool: number;
   deduplicated: number;
+  persisted: number;
   queued: number;
+  spooled: number;
+  spoolBytes: number;
+  spoolCorrupt: number;
   inFlight: number;
   blocked: number;
   rateLimited: number;
@@ -192,6 +203,12 @@ export class Tracker {
    * given up. Idempotent.
    */
   shutdown(options?: WaitOptions): Promise<boolean>;
+  /**
+   * Wait, off the event loop, until every event tracked before the call is
+   * written to the spool (`spoolDir`) and synced to disk. Resolves true once
+   * it is (at once without a spool). Never rejects.
+   */
+  sync(options?: WaitOptions): Promise<boolean>;
   /** A snapshot of the counters. Synchronous and cheap. */
   stats(): Stats;
   /**

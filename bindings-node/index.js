@@ -252,6 +252,15 @@ class Tracker {
   }
 
   /**
+   * Wait (off the event loop) until every event tracked before the call is
+   * written to the spool (`spoolDir`) and synced to disk, or `timeoutMs`
+   * passes. Resolves true once it is (at once without a spool).
+   */
+  async sync({ timeoutMs } = {}) {
+    return this.#n.sync(ms(timeoutMs, 'timeoutMs'));
+  }
+
+  /**
    * Flush for at most `timeoutMs`, then stop. Later track() calls throw
    * TrackerClosedError; no onError call runs after the promise resolves.
    * Resolves true if nothing had to be given up. Idempotent.

@@ -281,6 +281,11 @@ impl NativeTracker {
         self.core.flush(seconds(timeout_secs))
     }
 
+    /// See `Tracker::sync`; `timeout_secs` is clamped to [0, 1e9].
+    pub fn sync(&self, timeout_secs: f64) -> bool {
+        self.core.sync(seconds(timeout_secs))
+    }
+
     /// See `Tracker::shutdown`; `timeout_secs` is clamped to [0, 1e9].
     pub fn shutdown(&self, timeout_secs: f64) -> bool {
         self.core.shutdown(seconds(timeout_secs))

@@ -90,6 +90,7 @@ fn timeout(ms: Option<f64>, default: Duration) -> Duration {
 /// What an [`AsyncTask`] waits for on the thread pool.
 pub enum Wait {
     Flush(Duration),
+    Sync(Duration),
     Shutdown(Duration),
 }
 
@@ -106,6 +107,7 @@ impl Task for WaitTask {
     fn compute(&mut self) -> Result<bool> {
         Ok(match self.wait {
             Wait::Flush(t) => self.core.flush(t),
+            Wait::Sync(t) => self.core.sync(t),
             Wait::Shutdown(t) => self.core.shutdown(t),
         })
     }
@@ -172,6 +174,16 @@ impl NativeTracker {
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn flush(&self, timeout_ms: Option<f64>) -> AsyncTask<WaitTask> {
         AsyncTask::new(WaitTask { core: self.core.clone(), wait: Wait::Flush(timeout(timeout_ms, self.default_timeout)) })
+    }
+
+    /// Resolves `true` once every event tracked before the call is written to
+    /// the spool (`spoolDir`) and synced to disk (at once without a spool).
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn sync(&self, timeout_ms: Option<f64>) -> AsyncTask<WaitTask> {
+        AsyncTask::new(WaitTask {
+            core: self.core.clone(),
+            wait: Wait::Sync(timeout(timeout_ms, self.default_timeout)),
+        })
     }
 
     /// Flush for at most the timeout, then stop; resolves `true` if nothing was given up.

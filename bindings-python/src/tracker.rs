@@ -184,6 +184,16 @@ impl PyTracker {
         Ok(lifecycle::without_gil(py, || inner.core.flush(timeout)))
     }
 
+    /// Wait until every event tracked before this call is written to the
+    /// spool (`spool_dir`) and synced to disk, or `timeout` seconds pass;
+    /// `True` once it is (at once without a spool). Releases the GIL.
+    #[pyo3(signature = (timeout=None))]
+    fn sync(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let timeout = seconds(py, timeout, self.inner.default_timeout)?;
+        let inner = &self.inner;
+        Ok(lifecycle::without_gil(py, || inner.core.sync(timeout)))
+    }
+
     /// Flush for at most `timeout` seconds, then stop the background threads.
     /// Later `track()` calls raise `TrackerClosedError`. Releases the GIL.
     #[pyo3(signature = (timeout=None))]

@@ -131,6 +131,14 @@ pub struct Config {
     pub allowed_event_names: Option<Vec<String>>,
     /// Drop copies of (identity, name, created_at) before sending them.
     pub dedupe: bool,
+    /// Keep events in an append-only log in this directory until they are
+    /// settled, so an outage, crash or deploy loses none (see `spool.rs`).
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// The spool's size cap in bytes; past it new events are dropped (counted, reported).
+    pub spool_max_bytes: u64,
+    /// How often the spool is synced to disk (0: after every dispatcher
+    /// cycle that wrote). A power loss can lose what was written since.
+    pub spool_sync_interval: Duration,
     /// Validate and record events instead of sending them (for tests).
     pub memory: bool,
     /// How long `Drop` waits for delivery before giving up.
@@ -165,6 +173,9 @@ impl Default for Config {
             max_event_names: 120,
             allowed_event_names: None,
             dedupe: true,
+            spool_dir: None,
+            spool_max_bytes: 1 << 30,
+            spool_sync_interval: Duration::from_millis(100),
             memory: false,
             drop_timeout: Duration::from_secs(2),
             user_agent_suffix: "rust".into(),
@@ -188,6 +199,7 @@ impl fmt::Debug for Config {
             .field("max_retries", &self.max_retries)
             .field("rate_limiter", &self.rate_limiter)
             .field("memory", &self.memory)
+            .field("spool_dir", &self.spool_dir)
             .finish_non_exhaustive()
     }
 }
@@ -394,6 +406,25 @@ const OPTIONS: &[Opt] = &[
         } },
     Opt { name: "dedupe", kind: "bool", doc: "drop copies of (identity, name, created_at) before sending", shown_default: None,
         get: |c| OptionValue::Bool(c.dedupe), set: |c, v| { c.dedupe = want_bool(v)?; Ok(()) } },
+    Opt { name: "spool_dir", kind: "str", doc: "directory of the disk spool that keeps events until delivered, across crashes and restarts (off when unset)", shown_default: None,
+        get: |c| c.spool_dir.as_ref().map_or(OptionValue::None, |d| OptionValue::Str(d.display().to_string())),
+        set: |c, v| {
+            c.spool_dir = match v {
+                OptionValue::None => None,
+                v => {
+                    let s = want_str(v)?;
+                    if s.is_empty() {
+                        return Err("must be a directory path, got an empty string".into());
+                    }
+                    Some(s.into())
+                }
+            };
+            Ok(())
+        } },
+    Opt { name: "spool_max_bytes", kind: "int", doc: "size cap of the spool in bytes; past it new events are dropped (counted, reported)", shown_default: None,
+        get: |c| int(c.spool_max_bytes), set: |c, v| { c.spool_max_bytes = want_count(v, 4096, i64::MAX)? as u64; Ok(()) } },
+    Opt { name: "spool_sync_interval", kind: "float", doc: "seconds between syncs of the spool to disk (0: every write); what a power loss can lose", shown_default: None,
+        get: |c| secs(c.spool_sync_interval), set: |c, v| { c.spool_sync_interval = want_secs(v)?; Ok(()) } },
     Opt { name: "memory", kind: "bool", doc: "record events instead of sending them (tests)", shown_default: None,
         get: |c| OptionValue::Bool(c.memory), set: |c, v| { c.memory = want_bool(v)?; Ok(()) } },
     Opt { name: "drop_timeout", kind: "float", doc: "seconds a dropped tracker (and interpreter exit) waits for delivery", shown_default: None,

@@ -138,6 +138,16 @@ pub enum Error {
     /// `retry_deadline`; its final outcome is reported separately.
     #[error("delivery: stalled, {attempts} attempts in a row failed: {reason}; events are kept and retried")]
     DeliveryStalled { attempts: u32, reason: String },
+    /// The spool reached `spool_max_bytes`: this new event was dropped.
+    #[error("spool: full at {max_bytes} bytes (spool_max_bytes); event dropped")]
+    SpoolFull { max_bytes: u64 },
+    /// A notice: the spool held damaged records (a crash or power loss while
+    /// writing) that were skipped. Reported once per start with the count;
+    /// the event passed to the callback is empty (`{}`): its bytes are gone.
+    #[error(
+        "spool: {stretches} corrupt or torn records were skipped while reading the spool back"
+    )]
+    SpoolCorrupt { stretches: u64 },
 }
 
 impl Error {
@@ -180,6 +190,8 @@ impl Error {
             RetriesExhausted { .. } => "retries_exhausted",
             UndeliveredAtShutdown => "undelivered_at_shutdown",
             DeliveryStalled { .. } => "delivery_stalled",
+            SpoolFull { .. } => "spool_full",
+            SpoolCorrupt { .. } => "spool_corrupt",
         }
     }
 
@@ -251,6 +263,8 @@ impl Error {
                 | Error::RetriesExhausted { .. }
                 | Error::UndeliveredAtShutdown
                 | Error::DeliveryStalled { .. }
+                | Error::SpoolFull { .. }
+                | Error::SpoolCorrupt { .. }
         )
     }
 
@@ -329,4 +343,6 @@ pub const ERROR_CODES: &[&str] = &[
     "retries_exhausted",
     "undelivered_at_shutdown",
     "delivery_stalled",
+    "spool_full",
+    "spool_corrupt",
 ];

@@ -25,6 +25,7 @@ pub mod ratelimit;
 mod report;
 pub mod retry;
 mod scheduler;
+pub mod spool;
 pub mod stats;
 pub mod store;
 mod tracker;
@@ -40,10 +41,13 @@ pub use tracker::Tracker;
 
 /// Time since the Unix epoch (zero if the clock is before 1970).
 pub(crate) fn unix_now() -> std::time::Duration {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// `now + d`, saturating far in the future instead of panicking on overflow.
 pub(crate) fn later(now: std::time::Instant, d: std::time::Duration) -> std::time::Instant {
-    now.checked_add(d).unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
+    now.checked_add(d)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
 }

@@ -25,8 +25,9 @@ use crate::fork::Origin;
 use crate::ratelimit::{LimiterChoice, RateLimiter};
 use crate::report::Reporter;
 use crate::scheduler::{Action, Policy, Scheduler};
+use crate::spool::{SlotLock, SpoolStore};
 use crate::stats::Counters;
-use crate::store::{Body, MemoryStore};
+use crate::store::{Body, EventStore, MemoryStore};
 use crate::transport::{MemoryTransport, Outcome, Recorded, Response, Transport};
 use crate::Error;
 
@@ -36,6 +37,9 @@ pub(crate) enum Msg {
     /// Answer once everything sent before this marker is settled, or `false`
     /// at the deadline (the caller has stopped waiting by then).
     Flush(Sender<bool>, Instant),
+    /// Answer once everything sent before this marker is written to the
+    /// spool and synced to disk (`true`), or could not be (`false`).
+    Sync(Sender<bool>),
     /// Stop by `stop_by`; reports of what is given up may wait for room in
     /// the report queue until `report_by` (the caller's own deadline).
     Shutdown { stop_by: Instant, report_by: Instant },
@@ -182,7 +186,12 @@ pub(crate) struct Runtime {
     pub reporter: Reporter,
     pub room: Arc<Room>,
     pub recorded: Option<Recorded>,
+    /// The spool slot's lock, which a forked child lets go of.
+    pub spool_lock: Option<Arc<SlotLock>>,
 }
+
+/// Bodies a spool keeps in memory; beyond it events wait on disk only.
+const SPOOL_WINDOW: usize = 8192;
 
 impl Runtime {
     /// Start the threads of a fresh pipeline. `names` seeds the distinct-name
@@ -199,8 +208,34 @@ impl Runtime {
             let http = Http::new(config, &token)?;
             (Arc::new(http), None, config.rate_limiter.build(config.rate_limit_per_minute)?)
         };
-        let reporter = Reporter::start(config.on_error.clone(), counters.clone()).map_err(io_err)?;
-        let scheduler = Scheduler::new(Policy::from_config(config), Box::new(MemoryStore::new()), limiter, counters.clone());
+        let reporter =
+            Reporter::start(config.on_error.clone(), counters.clone()).map_err(io_err)?;
+        let (store, spool_lock): (Box<dyn EventStore>, _) = match &config.spool_dir {
+            Some(dir) => {
+                // Half the queue at most, so track() has room while the window is full.
+                let window = SPOOL_WINDOW.min(config.queue_capacity / 2).max(1);
+                let spool = SpoolStore::open(
+                    dir,
+                    window,
+                    config.spool_max_bytes,
+                    config.spool_sync_interval,
+                    counters.clone(),
+                )
+                .map_err(|e| Error::InvalidConfig {
+                    option: "spool_dir".into(),
+                    reason: format!("{}: {e}", dir.display()),
+                })?;
+                let lock = spool.lock();
+                (Box::new(spool), Some(lock))
+            }
+            None => (Box::new(MemoryStore::new()), None),
+        };
+        let scheduler = Scheduler::new(
+            Policy::from_config(config),
+            store,
+            limiter,
+            counters.clone(),
+        );
         let (ingress_tx, ingress_rx) = unbounded();
         let (stopped_tx, stopped_rx) = bounded::<()>(0);
         let (results_tx, results_rx) = unbounded();
@@ -238,7 +273,22 @@ impl Runtime {
             reporter,
             room,
             recorded,
+            spool_lock,
         })
+    }
+
+    /// Send a sync marker and wait for its answer until `deadline`.
+    pub fn sync(&self, deadline: Instant) -> bool {
+        let (tx, rx) = bounded(1);
+        if self.ingress.send(Msg::Sync(tx)).is_err() {
+            return false;
+        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        select! {
+            recv(rx) -> r => r.unwrap_or(false),
+            recv(self.stopped) -> _ => { self.settle_stranded(); false },
+            default(timeout) => false,
+        }
     }
 
     /// The names this pipeline has seen, for a successor after a fork.
@@ -284,7 +334,7 @@ impl Runtime {
                     Counters::add(&self.counters.dropped_shutdown, 1);
                     self.reporter.report(Body::from(ev.body), Error::UndeliveredAtShutdown);
                 }
-                Msg::Flush(tx, _) => {
+                Msg::Flush(tx, _) | Msg::Sync(tx) => {
                     let _ = tx.send(false);
                 }
                 Msg::Shutdown { .. } => {}
@@ -322,6 +372,8 @@ impl Dispatcher {
     fn run(mut self) {
         let never_msg = never::<Msg>();
         let mut idle_polls = IDLE_POLLS_BEFORE_PARKING;
+        self.scheduler.start(Instant::now(), &mut self.actions);
+        self.perform();
         loop {
             let now = Instant::now();
             let took = self.intake();
@@ -335,6 +387,8 @@ impl Dispatcher {
             }
             let wake = self.scheduler.tick(now, &mut self.actions);
             self.perform();
+            // What this cycle appended and settled reaches the spool's files.
+            self.scheduler.commit(now, false, &mut self.actions);
             if self.scheduler.finished() {
                 break;
             }
@@ -375,7 +429,7 @@ impl Dispatcher {
                     Counters::add(&self.counters.dropped_shutdown, 1);
                     self.reporter.report_until(Body::from(ev.body), Error::UndeliveredAtShutdown, deadline);
                 }
-                Msg::Flush(tx, _) => {
+                Msg::Flush(tx, _) | Msg::Sync(tx) => {
                     let _ = tx.send(false);
                 }
                 Msg::Shutdown { .. } => {}
@@ -410,6 +464,12 @@ impl Dispatcher {
                 self.next_flush += 1;
                 self.flushes.insert(id, tx);
                 self.scheduler.flush(id, deadline, &mut self.actions);
+            }
+            Msg::Sync(tx) => {
+                let ok = self
+                    .scheduler
+                    .commit(Instant::now(), true, &mut self.actions);
+                let _ = tx.send(ok);
             }
             Msg::Shutdown { stop_by, report_by } => {
                 self.shutdown = Some(self.shutdown.map_or(stop_by, |d| d.min(stop_by)));

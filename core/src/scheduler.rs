@@ -48,6 +48,7 @@ pub(crate) struct Policy {
     pub capacity: usize,
     pub overflow: Overflow,
     pub dedupe: bool,
+    pub spool_max_bytes: u64,
 }
 
 impl Policy {
@@ -62,6 +63,7 @@ impl Policy {
             capacity: c.queue_capacity,
             overflow: c.overflow,
             dedupe: c.dedupe,
+            spool_max_bytes: c.spool_max_bytes,
         }
     }
 }
@@ -202,6 +204,8 @@ pub(crate) struct Scheduler {
     counters: Arc<Counters>,
     dedupe: Option<RecentKeys>,
     ready: VecDeque<Job>,
+    /// Events wait on disk beyond the store's memory window (logged when it changes).
+    spilling: bool,
     retrying: BinaryHeap<Reverse<Timed>>,
     in_flight: HashMap<u64, Job>,
     /// Permits granted by the limiter and not used yet.
@@ -222,18 +226,20 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(policy: Policy, mut store: Box<dyn EventStore>, limiter: Box<dyn RateLimiter>, counters: Arc<Counters>) -> Self {
-        let recovered = store.recover();
-        Counters::add(&counters.recovered, recovered.len() as u64);
-        Counters::gauge(&counters.queued, recovered.len() as i64);
-        let ready = recovered.into_iter().map(|seq| Job { seq, key: None, retries: 0, waited: 0, first_sent: None }).collect();
+    pub fn new(
+        policy: Policy,
+        store: Box<dyn EventStore>,
+        limiter: Box<dyn RateLimiter>,
+        counters: Arc<Counters>,
+    ) -> Self {
         Scheduler {
             dedupe: policy.dedupe.then(|| RecentKeys::new(DEDUPE_MEMORY)),
             policy,
             store,
             limiter,
             counters,
-            ready,
+            ready: VecDeque::new(),
+            spilling: false,
             retrying: BinaryHeap::new(),
             in_flight: HashMap::new(),
             lease: 0,
@@ -258,6 +264,27 @@ impl Scheduler {
         }
     }
 
+    /// Take over what an earlier process left in the store (on the dispatcher
+    /// thread, before anything else).
+    pub fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let store = &mut self.store;
+        if catch_unwind(AssertUnwindSafe(|| store.recover())).is_err() {
+            log::error!(target: "trackcore", "reading the spool panicked; starting with what was read");
+        }
+        let stretches = self
+            .counters
+            .spool_corrupt
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if stretches > 0 {
+            out.push(Action::Report {
+                body: Body::from(&b"{}"[..]),
+                error: Error::SpoolCorrupt { stretches },
+            });
+        }
+        self.store_logs(out);
+        self.refill(now, out);
+    }
+
     /// An event `track()` counted as queued has reached the scheduler.
     pub fn accept(&mut self, body: Vec<u8>, dedupe_key: u64, out: &mut Vec<Action>) {
         let mut key = None;
@@ -269,8 +296,34 @@ impl Scheduler {
             }
             key = Some(dedupe_key);
         }
-        let seq = self.store.append(Arc::from(body));
-        self.ready.push_back(Job { seq, key, retries: 0, waited: 0, first_sent: None });
+        let appended = match self.store.append(body) {
+            Ok(a) => a,
+            Err(body) => {
+                if let (Some(keys), Some(k)) = (&mut self.dedupe, key) {
+                    keys.remove(k);
+                }
+                Counters::gauge(&self.counters.queued, -1);
+                Counters::add(&self.counters.dropped_spool, 1);
+                let max_bytes = self.policy.spool_max_bytes;
+                out.push(Action::Report {
+                    body: Body::from(body),
+                    error: Error::SpoolFull { max_bytes },
+                });
+                return;
+            }
+        };
+        if !appended.hot {
+            // On disk only (the store moved it from queued to spooled); read
+            // back in order once the events in memory drain.
+            return;
+        }
+        self.ready.push_back(Job {
+            seq: appended.seq,
+            key,
+            retries: 0,
+            waited: 0,
+            first_sent: None,
+        });
         if self.policy.overflow == Overflow::DropOldest {
             // track() let this one in over the limit: the oldest waiting event makes room.
             let queued = self.counters.queued.load(std::sync::atomic::Ordering::Relaxed);
@@ -467,15 +520,80 @@ impl Scheduler {
                 return None;
             }
         }
+        self.refill(now, out);
         let limiter_wake = self.dispatch(now, out);
         self.answer_flushers(now, out);
         self.log_pending(now, out);
-        let pause_end = self.paused_until.filter(|u| *u > now && !self.probing && !self.ready.is_empty());
-        let log_due = (self.health.unlogged_changes > 0).then(|| self.health.last_log.map(|t| t + LOG_EVERY)).flatten();
-        [limiter_wake, self.retrying.peek().map(|r| r.0 .0), pause_end, self.shutdown, log_due]
-            .into_iter()
-            .flatten()
-            .min()
+        let pause_end = self
+            .paused_until
+            .filter(|u| *u > now && !self.probing && !self.ready.is_empty());
+        let log_due = (self.health.unlogged_changes > 0)
+            .then(|| self.health.last_log.map(|t| t + LOG_EVERY))
+            .flatten();
+        [
+            limiter_wake,
+            self.retrying.peek().map(|r| r.0 .0),
+            pause_end,
+            self.shutdown,
+            log_due,
+            self.store.next_commit(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Read events waiting on disk back into memory as the ones there drain,
+    /// and say when the spool starts and stops holding events beyond memory.
+    fn refill(&mut self, _now: Instant, out: &mut Vec<Action>) {
+        let cold = self.store.cold();
+        let window = self.store.window();
+        if cold > 0 && self.ready.len() < window / 2 {
+            let store = &mut self.store;
+            let want = window - self.ready.len();
+            let loaded = catch_unwind(AssertUnwindSafe(|| store.load(want))).unwrap_or_default();
+            self.ready.extend(loaded.into_iter().map(|seq| Job {
+                seq,
+                key: None,
+                retries: 0,
+                waited: 0,
+                first_sent: None,
+            }));
+            self.store_logs(out);
+        }
+        let spilling = self.store.cold() > 0;
+        if spilling != self.spilling {
+            self.spilling = spilling;
+            let message = if spilling {
+                format!(
+                    "the spool is growing: {} events wait on disk beyond the ones kept in memory",
+                    self.store.cold()
+                )
+            } else {
+                "the spool has drained: every waiting event is in memory again".to_string()
+            };
+            out.push(Action::Log {
+                level: log::Level::Info,
+                message,
+            });
+        }
+    }
+
+    fn store_logs(&mut self, out: &mut Vec<Action>) {
+        for (level, message) in self.store.take_logs() {
+            out.push(Action::Log { level, message });
+        }
+    }
+
+    /// Write out what the store holds (every dispatcher cycle); `sync` forces
+    /// it to disk. `false` when the store could not write.
+    pub fn commit(&mut self, now: Instant, sync: bool, out: &mut Vec<Action>) -> bool {
+        let store = &mut self.store;
+        let ok = catch_unwind(AssertUnwindSafe(|| store.commit(now, sync)))
+            .map(|r| r.is_ok())
+            .unwrap_or(false);
+        self.store_logs(out);
+        ok
     }
 
     fn dispatch(&mut self, now: Instant, out: &mut Vec<Action>) -> Option<Instant> {
@@ -584,14 +702,41 @@ impl Scheduler {
     /// Shut down with nothing left.
     fn finish(&mut self, out: &mut Vec<Action>) {
         self.release_lease();
+        let _ = self.commit(Instant::now(), true, out);
         for f in self.flushers.drain(..) {
             out.push(Action::Flushed { id: f.id, settled: true });
         }
         self.finished = true;
     }
 
-    /// The shutdown deadline passed: report everything still here.
+    /// The shutdown deadline passed: report everything still here (or, with
+    /// a durable store, leave it there for the next start).
     fn give_up(&mut self, out: &mut Vec<Action>) {
+        if self.store.durable() {
+            let waiting = self.ready.len() + self.retrying.len();
+            let flying = self.in_flight.len();
+            self.ready.clear();
+            self.retrying.clear();
+            self.in_flight.clear();
+            let left = self.store.leave();
+            Counters::gauge(&self.counters.queued, -(waiting as i64));
+            Counters::gauge(&self.counters.in_flight, -(flying as i64));
+            Counters::add(&self.counters.persisted, left);
+            self.release_lease();
+            let _ = self.commit(Instant::now(), true, out);
+            out.push(Action::Log {
+                level: log::Level::Warn,
+                message: format!("shutdown: {left} undelivered events stay in the spool; the next tracker on the same spool_dir delivers them"),
+            });
+            for f in self.flushers.drain(..) {
+                out.push(Action::Flushed {
+                    id: f.id,
+                    settled: false,
+                });
+            }
+            self.finished = true;
+            return;
+        }
         let mut waiting: Vec<Job> = self.ready.drain(..).collect();
         waiting.extend(self.retrying.drain().map(|Reverse(Timed(_, j))| j));
         for job in waiting {
@@ -703,6 +848,7 @@ mod tests {
             capacity: 100,
             overflow: Overflow::DropNewest,
             dedupe: true,
+            spool_max_bytes: 1 << 30,
         }
     }
 

@@ -1,9 +1,10 @@
 //! Counters of everything that happened to tracked events.
 //!
 //! Every tracked (or recovered) event ends in exactly one of: delivered,
-//! failed, dropped (by reason) or de-duplicated; until then it is queued or in
-//! flight. So `tracked + recovered == delivered + failed + dropped +
-//! deduplicated + queued + in_flight` at every [`crate::Tracker::stats`] call
+//! failed, dropped (by reason), de-duplicated or persisted (left in the spool
+//! at shutdown); until then it is queued (in memory), spooled (on disk only)
+//! or in flight. So `tracked + recovered == delivered + failed + dropped +
+//! deduplicated + persisted + queued + spooled + in_flight` at every [`crate::Tracker::stats`] call
 //! that is not racing the pipeline (after a `flush()`, for instance).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -22,9 +23,19 @@ pub(crate) struct Counters {
     pub dropped_queue_full: AtomicU64,
     pub dropped_oldest: AtomicU64,
     pub dropped_shutdown: AtomicU64,
+    /// Refused by a full spool, or unreadable from it (damaged on disk).
+    pub dropped_spool: AtomicU64,
     pub deduplicated: AtomicU64,
+    /// Left unsettled in the spool at shutdown, for the next tracker on it.
+    pub persisted: AtomicU64,
     /// Gauge: accepted and waiting to be sent (hand-off channel, store, retry wait).
     pub queued: AtomicI64,
+    /// Gauge: accepted and waiting on disk only (beyond the spool's memory window).
+    pub spooled: AtomicI64,
+    /// Bytes in the spool's files (a level, not a count).
+    pub spool_bytes: AtomicU64,
+    /// Corrupt or torn stretches of the spool skipped.
+    pub spool_corrupt: AtomicU64,
     /// Gauge: requests under way.
     pub in_flight: AtomicI64,
     /// Gauge: `track()` calls waiting for room under `overflow="block"`.
@@ -55,6 +66,7 @@ impl Counters {
         let dropped_queue_full = g(&self.dropped_queue_full);
         let dropped_oldest = g(&self.dropped_oldest);
         let dropped_shutdown = g(&self.dropped_shutdown);
+        let dropped_spool = g(&self.dropped_spool);
         Stats {
             tracked: g(&self.tracked),
             recovered: g(&self.recovered),
@@ -63,12 +75,17 @@ impl Counters {
             failed: failed_rejected + failed_retries_exhausted,
             failed_rejected,
             failed_retries_exhausted,
-            dropped: dropped_queue_full + dropped_oldest + dropped_shutdown,
+            dropped: dropped_queue_full + dropped_oldest + dropped_shutdown + dropped_spool,
             dropped_queue_full,
             dropped_oldest,
             dropped_shutdown,
+            dropped_spool,
             deduplicated: g(&self.deduplicated),
+            persisted: g(&self.persisted),
             queued: gauge(&self.queued),
+            spooled: gauge(&self.spooled),
+            spool_bytes: g(&self.spool_bytes),
+            spool_corrupt: g(&self.spool_corrupt),
             in_flight: gauge(&self.in_flight),
             blocked: gauge(&self.blocked),
             rate_limited: g(&self.rate_limited),
@@ -97,18 +114,31 @@ pub struct Stats {
     pub failed_rejected: u64,
     /// Events that ran out of retries or of retry deadline.
     pub failed_retries_exhausted: u64,
-    /// Events dropped before delivery (sum of the three reasons below).
+    /// Events dropped before delivery (sum of the four reasons below).
     pub dropped: u64,
     /// Dropped because the queue was full (`drop_newest`, or `block` timing out).
     pub dropped_queue_full: u64,
     /// Dropped from the head of a full queue (`drop_oldest`).
     pub dropped_oldest: u64,
-    /// Still undelivered when a shutdown's timeout passed.
+    /// Still undelivered when a shutdown's timeout passed (without a spool).
     pub dropped_shutdown: u64,
+    /// Refused because the spool reached `spool_max_bytes`, or unreadable
+    /// from it because its bytes were damaged on disk.
+    pub dropped_spool: u64,
     /// Copies of an already-sent (identity, name, created_at), not sent again.
     pub deduplicated: u64,
-    /// Waiting to be sent (in the queue, the dispatcher or between retries).
+    /// Left in the spool at shutdown: not lost, the next tracker on the same
+    /// `spool_dir` delivers them (and counts them as `recovered`).
+    pub persisted: u64,
+    /// Waiting to be sent in memory (in the queue, the dispatcher or between retries).
     pub queued: u64,
+    /// Waiting to be sent on disk only: beyond the spool's memory window.
+    pub spooled: u64,
+    /// Bytes in the spool's files now.
+    pub spool_bytes: u64,
+    /// Corrupt or torn stretches found in the spool (a crash or power loss
+    /// while writing) and skipped.
+    pub spool_corrupt: u64,
     /// HTTP requests under way.
     pub in_flight: u64,
     /// `track()` calls waiting for room right now (`overflow="block"`).
@@ -126,7 +156,7 @@ pub struct Stats {
 impl Stats {
     /// The counters as (name, value) pairs, in a stable order, for bindings
     /// that turn them into a dict or object.
-    pub fn fields(&self) -> [(&'static str, u64); 19] {
+    pub fn fields(&self) -> [(&'static str, u64); 24] {
         [
             ("tracked", self.tracked),
             ("recovered", self.recovered),
@@ -139,8 +169,13 @@ impl Stats {
             ("dropped_queue_full", self.dropped_queue_full),
             ("dropped_oldest", self.dropped_oldest),
             ("dropped_shutdown", self.dropped_shutdown),
+            ("dropped_spool", self.dropped_spool),
             ("deduplicated", self.deduplicated),
+            ("persisted", self.persisted),
             ("queued", self.queued),
+            ("spooled", self.spooled),
+            ("spool_bytes", self.spool_bytes),
+            ("spool_corrupt", self.spool_corrupt),
             ("in_flight", self.in_flight),
             ("blocked", self.blocked),
             ("rate_limited", self.rate_limited),
@@ -156,6 +191,13 @@ impl Stats {
     /// sum of the outcomes plus what is still queued or in flight.
     pub fn balanced(&self) -> bool {
         self.tracked + self.recovered
-            == self.delivered + self.failed + self.dropped + self.deduplicated + self.queued + self.in_flight
+            == self.delivered
+                + self.failed
+                + self.dropped
+                + self.deduplicated
+                + self.persisted
+                + self.queued
+                + self.spooled
+                + self.in_flight
     }
 }

@@ -104,6 +104,12 @@ impl Tracker {
                 }
             }
             let _release = Release(&self.rebuilding);
+            // The parent's spool slot stays the parent's: this process lets go
+            // of its inherited copy of the lock, so the slot is free again as
+            // soon as the parent is gone.
+            if let Some(lock) = &old.spool_lock {
+                lock.release_in_child();
+            }
             let fresh = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 Runtime::start(&self.config, old.names_snapshot())
             }))
@@ -220,11 +226,32 @@ impl Tracker {
         rt.flush(deadline) && rt.reporter.drain(deadline)
     }
 
+    /// Wait until every event tracked before this call is written to the
+    /// spool (`spool_dir`) and synced to disk, or until `timeout` passes.
+    /// `true` once it is. Without a spool there is no disk to reach: `true`
+    /// once the events reached the dispatcher. A webhook receiver acknowledges
+    /// its sender after this, so the sender's own retries cover a crash.
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let deadline = crate::later(Instant::now(), timeout);
+        if on_reporter_thread() {
+            return false;
+        }
+        let Some(rt) = self.own_runtime() else {
+            return true;
+        };
+        if self.closed.load(Ordering::SeqCst) && rt.has_stopped() {
+            return false;
+        }
+        rt.sync(deadline)
+    }
+
     /// Flush for at most `timeout`, then stop the background threads. Events
     /// still undelivered are counted as `dropped_shutdown` and reported; the
     /// last part of the bound (up to half a second) is kept for those reports
-    /// to reach the callback. After it returns no callback runs and `track()`
-    /// returns `closed`. Returns `true` if nothing had to be given up.
+    /// to reach the callback. With a spool (`spool_dir`) nothing is given up:
+    /// what is undelivered stays on disk (counted as `persisted`) for the next
+    /// tracker on the same directory. After it returns no callback runs and
+    /// `track()` returns `closed`. Returns `true` if everything was delivered.
     ///
     /// Idempotent and thread-safe: concurrent callers each return within their
     /// own `timeout`; the pipeline stops by the earliest deadline asked for.
@@ -244,7 +271,10 @@ impl Tracker {
             // Shut down before: say at once how that went.
             rt.settle_stranded();
             let s = rt.counters.snapshot();
-            return s.dropped_shutdown == 0 && s.queued == 0 && s.in_flight == 0;
+            return s.dropped_shutdown == 0
+                && s.persisted == 0
+                && s.queued == 0
+                && s.in_flight == 0;
         }
         // track() calls waiting for room under overflow=block stop waiting.
         rt.room.close();
@@ -265,7 +295,13 @@ impl Tracker {
                 "shutdown gave up on {given_up} undelivered events; {unreported} reports did not reach the error callback in time"
             );
         }
-        stopped && reported && s.dropped_shutdown == 0 && s.queued == 0 && s.in_flight == 0 && unreported == 0
+        stopped
+            && reported
+            && s.dropped_shutdown == 0
+            && s.persisted == 0
+            && s.queued == 0
+            && s.in_flight == 0
+            && unreported == 0
     }
 
     /// After [`Tracker::shutdown`], wait up to `timeout` for an error callback

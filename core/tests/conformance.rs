@@ -31,6 +31,8 @@ const NOT_COVERED: &[&str] = &[
     "retries_exhausted",
     "undelivered_at_shutdown",
     "delivery_stalled",
+    "spool_full",
+    "spool_corrupt",
     "unsupported_type",
     "duplicate_metadata_key",
     "invalid_unicode",

@@ -146,8 +146,12 @@ class Tracker:
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Wait (without the GIL) until everything tracked so far is settled;
         ``True`` if it all settled within ``timeout`` seconds (default: ``drop_timeout``)."""
+    def sync(self, timeout: Optional[float] = None) -> bool:
+        """Wait (without the GIL) until everything tracked so far is written to the
+        spool (``spool_dir``) and synced to disk; ``True`` once it is (at once without a spool)."""
     def shutdown(self, timeout: Optional[float] = None) -> bool:
-        """Flush for at most ``timeout`` seconds, then stop; later ``track()`` raises."""
+        """Flush for at most ``timeout`` seconds, then stop; later ``track()`` raises.
+        With a spool, what is undelivered stays on disk for the next tracker."""
     def stats(self) -> Dict[str, Union[int, bool]]:
         """The core's counters (``tracked``, ``delivered``, ``failed``, ``dropped``, ...)."""
     def recorded(self) -> List[Dict[str, Any]]:

@@ -56,3 +56,25 @@ pub fn assert_accounted(s: &Stats) {
     assert!(s.balanced(), "tracked + recovered != outcomes + queued + in_flight: {s:?}");
 }
 
+/// Run `child` in a forked child process and return its exit code.
+/// `child` returns the code; a panic in it is code 101.
+pub fn in_child(child: impl FnOnce() -> i32) -> libc::pid_t {
+    // SAFETY: the child only runs trackcore and std code, then `_exit`s
+    // without running the parent's destructors or atexit handlers.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(101);
+        unsafe { libc::_exit(code) }
+    }
+    pid
+}
+
+pub fn exit_code(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid);
+    assert!(libc::WIFEXITED(status), "the child died: status {status}");
+    libc::WEXITSTATUS(status)
+}

@@ -69,6 +69,7 @@ internal object Convert {
         name,
         when (v) {
             is String -> FfiOptionValue.Text(v)
+            is java.nio.file.Path -> FfiOptionValue.Text(v.toString())
             is Region -> FfiOptionValue.Text(v.option)
             is Overflow -> FfiOptionValue.Text(v.option)
             is RateLimiter -> FfiOptionValue.Text(v.option)

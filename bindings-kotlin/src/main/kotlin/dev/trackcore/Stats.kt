@@ -21,15 +21,25 @@ data class Stats(
     val failedRejected: Long,
     /** Ran out of retries or of retry deadline. */
     val failedRetriesExhausted: Long,
-    /** `droppedQueueFull + droppedOldest + droppedShutdown`. */
+    /** `droppedQueueFull + droppedOldest + droppedShutdown + droppedSpool`. */
     val dropped: Long,
     val droppedQueueFull: Long,
     val droppedOldest: Long,
     val droppedShutdown: Long,
+    /** Refused by a full spool, or unreadable from it. */
+    val droppedSpool: Long,
     /** Copies of an already-sent (identity, name, created_at), not sent again. */
     val deduplicated: Long,
-    /** Waiting to be sent. */
+    /** Left in the spool at shutdown for the next tracker on the same `spoolDir`. */
+    val persisted: Long,
+    /** Waiting to be sent, in memory. */
     val queued: Long,
+    /** Waiting to be sent, on disk only (beyond the spool's memory window). */
+    val spooled: Long,
+    /** Bytes in the spool's files. */
+    val spoolBytes: Long,
+    /** Corrupt or torn records found in the spool and skipped. */
+    val spoolCorrupt: Long,
     /** HTTP requests under way. */
     val inFlight: Long,
     /** `track()` calls waiting for room now (`Overflow.BLOCK`). */
@@ -43,9 +53,9 @@ data class Stats(
     /** Error reports that could not reach the listener (queue full, or after shutdown). */
     val reportsDropped: Long,
 ) {
-    /** `tracked + recovered == delivered + failed + dropped + deduplicated + queued + inFlight`. */
+    /** `tracked + recovered == delivered + failed + dropped + deduplicated + persisted + queued + spooled + inFlight`. */
     fun balanced(): Boolean =
-        tracked + recovered == delivered + failed + dropped + deduplicated + queued + inFlight
+        tracked + recovered == delivered + failed + dropped + deduplicated + persisted + queued + spooled + inFlight
 
     internal companion object {
         fun of(names: List<String>, values: List<Long>): Stats {
@@ -55,7 +65,8 @@ data class Stats(
             return Stats(
                 g("tracked"), g("recovered"), g("delivered"), g("retried"), g("failed"), g("failed_rejected"),
                 g("failed_retries_exhausted"), g("dropped"), g("dropped_queue_full"), g("dropped_oldest"),
-                g("dropped_shutdown"), g("deduplicated"), g("queued"), g("in_flight"), g("blocked"),
+                g("dropped_shutdown"), g("dropped_spool"), g("deduplicated"), g("persisted"), g("queued"),
+                g("spooled"), g("spool_bytes"), g("spool_corrupt"), g("in_flight"), g("blocked"),
                 g("rate_limited"), g("rate_limit_wait_ms"), g("auth_paused") != 0L, g("reports_dropped"),
             )
         }

@@ -49,6 +49,10 @@ class Tracker(
     maxEventNames: Int? = null,
     allowedEventNames: Collection<String>? = null,
     dedupe: Boolean? = null,
+    /** Directory of the disk spool that keeps events until delivered, across crashes and restarts. */
+    spoolDir: java.nio.file.Path? = null,
+    spoolMaxBytes: Long? = null,
+    spoolSyncInterval: Duration? = null,
     memory: Boolean? = null,
     dropTimeout: Duration? = null,
     userAgentSuffix: String? = null,
@@ -103,6 +107,9 @@ class Tracker(
         opt("max_event_names", maxEventNames)
         opt("allowed_event_names", allowedEventNames)
         opt("dedupe", dedupe)
+        opt("spool_dir", spoolDir)
+        opt("spool_max_bytes", spoolMaxBytes)
+        opt("spool_sync_interval", spoolSyncInterval)
         opt("memory", memory)
         opt("drop_timeout", dropTimeout)
         opt("user_agent_suffix", userAgentSuffix)
@@ -183,6 +190,14 @@ class Tracker(
     @JvmOverloads
     fun flush(timeout: Duration = defaultTimeout): Boolean = native.flush(Convert.seconds(timeout))
 
+    /**
+     * Wait until every event tracked before this call is written to the spool
+     * (`spoolDir`) and synced to disk, or [timeout] passes. Returns `true` once
+     * it is (at once without a spool).
+     */
+    @JvmOverloads
+    fun sync(timeout: Duration = defaultTimeout): Boolean = native.sync(Convert.seconds(timeout))
+
     /** [flush] with a Kotlin duration. */
     @JvmSynthetic
     fun flush(timeout: kotlin.time.Duration): Boolean = flush(java.time.Duration.ofNanos(timeout.inWholeNanoseconds))
@@ -255,6 +270,9 @@ class Tracker(
         private var maxEventNames: Int? = null
         private var allowedEventNames: Collection<String>? = null
         private var dedupe: Boolean? = null
+        private var spoolDir: java.nio.file.Path? = null
+        private var spoolMaxBytes: Long? = null
+        private var spoolSyncInterval: Duration? = null
         private var memory: Boolean? = null
         private var dropTimeout: Duration? = null
         private var userAgentSuffix: String? = null
@@ -281,6 +299,9 @@ class Tracker(
         fun maxEventNames(v: Int) = apply { maxEventNames = v }
         fun allowedEventNames(v: Collection<String>?) = apply { allowedEventNames = v }
         fun dedupe(v: Boolean) = apply { dedupe = v }
+        fun spoolDir(v: java.nio.file.Path?) = apply { spoolDir = v }
+        fun spoolMaxBytes(v: Long) = apply { spoolMaxBytes = v }
+        fun spoolSyncInterval(v: Duration?) = apply { spoolSyncInterval = v }
         fun memory(v: Boolean) = apply { memory = v }
         fun dropTimeout(v: Duration?) = apply { dropTimeout = v }
         fun userAgentSuffix(v: String?) = apply { userAgentSuffix = v }
@@ -292,7 +313,8 @@ class Tracker(
         fun build(): Tracker = Tracker(
             accessToken, region, baseUrl, apiVersion, queueCapacity, overflow, blockTimeout, maxInFlight,
             rateLimitPerMinute, rateLimiter, requestTimeout, maxRetries, retryDeadline, backoffBase, backoffMax,
-            authProbeInterval, maxEventNames, allowedEventNames, dedupe, memory, dropTimeout, userAgentSuffix,
+            authProbeInterval, maxEventNames, allowedEventNames, dedupe, spoolDir, spoolMaxBytes, spoolSyncInterval,
+            memory, dropTimeout, userAgentSuffix,
             onError, flushAtExit, exitTimeout,
         )
     }
