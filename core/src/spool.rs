@@ -266,6 +266,8 @@ pub(crate) struct SpoolStore {
     /// The sequence number of the next cold event is at least this.
     cold_floor: u64,
     cursor: Option<Cursor>,
+    /// Segments up to this id were scanned at recovery: damage in them is counted already.
+    scanned_upto: Option<u64>,
     /// Settled sequence numbers read at recovery, for skipping their events.
     settled_at_start: HashSet<u64>,
     settles: Vec<u64>,
@@ -309,6 +311,7 @@ impl SpoolStore {
                     cold: 0,
                     cold_floor: 0,
                     cursor: None,
+                    scanned_upto: None,
                     settled_at_start: HashSet::new(),
                     settles: Vec::new(),
                     unwritten: false,
@@ -484,7 +487,9 @@ impl SpoolStore {
                         // record could start, counting the stretch once.
                         if !cur.skipping {
                             cur.skipping = true;
-                            Counters::add(&self.counters.spool_corrupt, 1);
+                            if self.scanned_upto.is_none_or(|s| cur.seg > s) {
+                                Counters::add(&self.counters.spool_corrupt, 1);
+                            }
                         }
                         pos = (pos + 1..cur.buf.len())
                             .find(|&p| {
@@ -508,7 +513,7 @@ impl SpoolStore {
             {
                 Ok(0) => {
                     // The end of this segment: what is left there is a torn tail.
-                    if !cur.buf.is_empty() && !cur.skipping {
+                    if !cur.buf.is_empty() && !cur.skipping && self.scanned_upto.is_none_or(|s| cur.seg > s) {
                         Counters::add(&self.counters.spool_corrupt, 1);
                     }
                     match self.segments.iter().find(|s| s.id > cur.seg) {
@@ -757,6 +762,7 @@ impl EventStore for SpoolStore {
         }
         self.next_seq = max_seq.map_or(0, |m| m + 1);
         self.next_seg = ids.last().map_or(0, |i| i + 1);
+        self.scanned_upto = ids.last().copied();
         let oldest = self.segments.front().map_or(0, |s| s.first_seq);
         settled.retain(|q| *q >= oldest);
         self.settled_at_start = settled;
