@@ -217,6 +217,10 @@ impl SlotLock {
         }
     }
 
+    fn release(&self) {
+        self.file.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
     /// In a forked child: drop this process's reference to the parent's lock
     /// (the parent keeps it). Never waits.
     pub fn release_in_child(&self) {
@@ -562,6 +566,15 @@ impl SpoolStore {
             self.cold = 0;
         }
         self.cursor = None;
+    }
+}
+
+impl Drop for SpoolStore {
+    /// The slot is free for the next tracker as soon as this one has stopped
+    /// (the tracker object may live on, closed).
+    fn drop(&mut self) {
+        let _ = self.write_out();
+        self.lock.release();
     }
 }
 

@@ -97,6 +97,9 @@ class Tracker:
         max_event_names: int = 120,
         allowed_event_names: Optional[Sequence[str]] = None,
         dedupe: bool = True,
+        spool_dir: Optional[str] = None,
+        spool_max_bytes: int = 1073741824,
+        spool_sync_interval: float = 0.1,
         memory: bool = False,
         drop_timeout: float = 2.0,
         user_agent_suffix: str = ...,
@@ -122,6 +125,9 @@ class Tracker:
         - ``max_event_names``: cap on distinct event names (Intercom's is 120)
         - ``allowed_event_names``: if set, only these names are accepted
         - ``dedupe``: drop copies of (identity, name, created_at) before sending
+        - ``spool_dir``: directory of the disk spool that keeps events until delivered, across crashes and restarts (off when unset)
+        - ``spool_max_bytes``: size cap of the spool in bytes; past it new events are dropped (counted, reported)
+        - ``spool_sync_interval``: seconds between syncs of the spool to disk (0: every write); what a power loss can lose
         - ``memory``: record events instead of sending them (tests)
         - ``drop_timeout``: seconds a dropped tracker (and interpreter exit) waits for delivery
         - ``user_agent_suffix``: appended to the User-Agent (bindings put their language here) (default here: python/X.Y)
