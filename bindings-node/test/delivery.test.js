@@ -208,3 +208,32 @@ test('worker threads each deliver through their own tracker', async (t) => {
   const users = (await emu.waitEvents(3)).map((e) => e.user_id).sort();
   assert.deepEqual(users, ['w-0', 'w-1', 'w-2']);
 });
+
+test('with spoolDir, what a shutdown leaves during an outage is delivered by the next tracker', async (t) => {
+  const { mkdtempSync, rmSync } = require('node:fs');
+  const { tmpdir } = require('node:os');
+  const net = require('node:net');
+  const dir = mkdtempSync(join(tmpdir(), 'trackcore-node-spool-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // A port nothing listens on: Intercom is down.
+  const port = await new Promise((ok) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => ok(p));
+    });
+  });
+  const down = new Tracker({ accessToken: TOKEN, baseUrl: `http://127.0.0.1:${port}`, spoolDir: dir, flushAtExit: false });
+  for (let i = 0; i < 200; i++) down.track('spooled', { userId: `n-${i}` });
+  assert.equal(await down.sync({ timeoutMs: 10000 }), true);
+  assert.equal(await down.shutdown({ timeoutMs: 300 }), false);
+  const left = down.stats();
+  assert.deepEqual([left.tracked, left.persisted, left.dropped], [200, 200, 0]);
+
+  const emu = await emulator(t);
+  const tr = tracker(t, emu, { spoolDir: dir });
+  assert.equal(await tr.flush({ timeoutMs: 30000 }), true);
+  const s = tr.stats();
+  assert.deepEqual([s.recovered, s.delivered, s.spooled, s.queued], [200, 200, 0, 0]);
+  const events = await emu.waitEvents(200);
+  assert.equal(new Set(events.map((e) => e.user_id)).size, 200);
+});
