@@ -62,3 +62,53 @@ fn a_closed_port_is_logged_once_and_reported_before_any_event_is_lost() {
     assert!(rx.try_recv().is_err(), "one report per stall, not one per attempt");
     t.shutdown(Duration::ZERO);
 }
+
+#[test]
+fn the_spool_says_when_it_grows_and_drains_and_nothing_anywhere_holds_the_token() {
+    capture_logs();
+    let dir = std::env::temp_dir().join(format!("trackcore-trouble-spool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (c, reports) = config(
+        &format!("http://127.0.0.1:{port}"),
+        &[
+            ("spool_dir", OptionValue::Str(dir.display().to_string())),
+            ("queue_capacity", OptionValue::Int(200)),
+            ("rate_limiter", OptionValue::Str("none".into())),
+        ],
+    );
+    let debug = format!("{c:?}");
+    let t = Tracker::new(c).unwrap();
+    for i in 0..1000 {
+        t.track(ev(i)).unwrap();
+        if i % 100 == 99 {
+            assert!(t.sync(Duration::from_secs(10)));
+        }
+    }
+    assert!(t.stats().spooled > 0, "{:?}", t.stats());
+    let emu = trackcore_emulator::Emulator::start(trackcore_emulator::EmulatorConfig {
+        port,
+        tokens: vec![TOKEN.into()],
+        rate_limit_per_minute: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(t.flush(Duration::from_secs(60)), "{:?}", t.stats());
+    assert_eq!(emu.stats().stored, 1000);
+    assert!(t.shutdown(Duration::from_secs(5)));
+    let lines = LINES.lock().unwrap().clone();
+    let growing = lines.iter().filter(|(_, m)| m.starts_with("the spool is growing")).count();
+    let drained = lines.iter().filter(|(_, m)| m.starts_with("the spool has drained")).count();
+    assert!(growing >= 1 && drained >= 1, "{lines:?}");
+    // The token: not in a log line, an error, Debug output or a spool file.
+    assert!(lines.iter().all(|(_, m)| !m.contains(TOKEN)));
+    assert!(reports.lock().unwrap().iter().all(|(_, m, ev)| !m.contains(TOKEN) && !ev.to_string().contains(TOKEN)));
+    assert!(!debug.contains(TOKEN) && !format!("{:?}", t.config()).contains(TOKEN));
+    for slot in std::fs::read_dir(&dir).unwrap() {
+        for f in std::fs::read_dir(slot.unwrap().path()).unwrap() {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap();
+            assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
