@@ -27,6 +27,8 @@ pub(crate) struct Counters {
     pub queued: AtomicI64,
     /// Gauge: requests under way.
     pub in_flight: AtomicI64,
+    /// Gauge: queued events held because Intercom does not know their contact (part of `queued`).
+    pub waiting_for_contact: AtomicI64,
     /// Gauge: `track()` calls waiting for room under `overflow="block"`.
     pub blocked: AtomicI64,
     pub rate_limited: AtomicU64,
@@ -70,6 +72,7 @@ impl Counters {
             deduplicated: g(&self.deduplicated),
             queued: gauge(&self.queued),
             in_flight: gauge(&self.in_flight),
+            waiting_for_contact: gauge(&self.waiting_for_contact),
             blocked: gauge(&self.blocked),
             rate_limited: g(&self.rate_limited),
             rate_limit_wait_ms: g(&self.rate_limit_wait_us) / 1000,
@@ -111,6 +114,9 @@ pub struct Stats {
     pub queued: u64,
     /// HTTP requests under way.
     pub in_flight: u64,
+    /// Of `queued`: events held because Intercom does not know their contact
+    /// yet (`unknown_contact="wait"` or `"create"`).
+    pub waiting_for_contact: u64,
     /// `track()` calls waiting for room right now (`overflow="block"`).
     pub blocked: u64,
     /// 429 responses received.
@@ -126,7 +132,7 @@ pub struct Stats {
 impl Stats {
     /// The counters as (name, value) pairs, in a stable order, for bindings
     /// that turn them into a dict or object.
-    pub fn fields(&self) -> [(&'static str, u64); 19] {
+    pub fn fields(&self) -> [(&'static str, u64); 20] {
         [
             ("tracked", self.tracked),
             ("recovered", self.recovered),
@@ -142,6 +148,7 @@ impl Stats {
             ("deduplicated", self.deduplicated),
             ("queued", self.queued),
             ("in_flight", self.in_flight),
+            ("waiting_for_contact", self.waiting_for_contact),
             ("blocked", self.blocked),
             ("rate_limited", self.rate_limited),
             ("rate_limit_wait_ms", self.rate_limit_wait_ms),
