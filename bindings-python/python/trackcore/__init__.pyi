@@ -97,6 +97,9 @@ class Tracker:
         max_event_names: int = 120,
         allowed_event_names: Optional[Sequence[str]] = None,
         dedupe: bool = True,
+        unknown_contact: str = "wait",
+        unknown_contact_wait: float = 900.0,
+        unknown_contact_backoff: float = 10.0,
         memory: bool = False,
         drop_timeout: float = 2.0,
         user_agent_suffix: str = ...,
@@ -122,6 +125,9 @@ class Tracker:
         - ``max_event_names``: cap on distinct event names (Intercom's is 120)
         - ``allowed_event_names``: if set, only these names are accepted
         - ``dedupe``: drop copies of (identity, name, created_at) before sending
+        - ``unknown_contact``: an event whose contact Intercom does not know (404): report, wait (hold and retry) or create (the contact)
+        - ``unknown_contact_wait``: seconds an event of an unknown contact is held before it is reported
+        - ``unknown_contact_backoff``: seconds before a held contact is tried again (doubles per try)
         - ``memory``: record events instead of sending them (tests)
         - ``drop_timeout``: seconds a dropped tracker (and interpreter exit) waits for delivery
         - ``user_agent_suffix``: appended to the User-Agent (bindings put their language here) (default here: python/X.Y)

@@ -32,6 +32,8 @@ data class Stats(
     val queued: Long,
     /** HTTP requests under way. */
     val inFlight: Long,
+    /** Of [queued]: events held because Intercom does not know their contact yet (`unknownContact`). */
+    val waitingForContact: Long,
     /** `track()` calls waiting for room now (`Overflow.BLOCK`). */
     val blocked: Long,
     /** 429 responses received. */
@@ -55,7 +57,7 @@ data class Stats(
             return Stats(
                 g("tracked"), g("recovered"), g("delivered"), g("retried"), g("failed"), g("failed_rejected"),
                 g("failed_retries_exhausted"), g("dropped"), g("dropped_queue_full"), g("dropped_oldest"),
-                g("dropped_shutdown"), g("deduplicated"), g("queued"), g("in_flight"), g("blocked"),
+                g("dropped_shutdown"), g("deduplicated"), g("queued"), g("in_flight"), g("waiting_for_contact"), g("blocked"),
                 g("rate_limited"), g("rate_limit_wait_ms"), g("auth_paused") != 0L, g("reports_dropped"),
             )
         }

@@ -49,6 +49,9 @@ class Tracker(
     maxEventNames: Int? = null,
     allowedEventNames: Collection<String>? = null,
     dedupe: Boolean? = null,
+    unknownContact: UnknownContact? = null,
+    unknownContactWait: Duration? = null,
+    unknownContactBackoff: Duration? = null,
     memory: Boolean? = null,
     dropTimeout: Duration? = null,
     userAgentSuffix: String? = null,
@@ -103,6 +106,9 @@ class Tracker(
         opt("max_event_names", maxEventNames)
         opt("allowed_event_names", allowedEventNames)
         opt("dedupe", dedupe)
+        opt("unknown_contact", unknownContact)
+        opt("unknown_contact_wait", unknownContactWait)
+        opt("unknown_contact_backoff", unknownContactBackoff)
         opt("memory", memory)
         opt("drop_timeout", dropTimeout)
         opt("user_agent_suffix", userAgentSuffix)
@@ -255,6 +261,9 @@ class Tracker(
         private var maxEventNames: Int? = null
         private var allowedEventNames: Collection<String>? = null
         private var dedupe: Boolean? = null
+        private var unknownContact: UnknownContact? = null
+        private var unknownContactWait: Duration? = null
+        private var unknownContactBackoff: Duration? = null
         private var memory: Boolean? = null
         private var dropTimeout: Duration? = null
         private var userAgentSuffix: String? = null
@@ -281,6 +290,9 @@ class Tracker(
         fun maxEventNames(v: Int) = apply { maxEventNames = v }
         fun allowedEventNames(v: Collection<String>?) = apply { allowedEventNames = v }
         fun dedupe(v: Boolean) = apply { dedupe = v }
+        fun unknownContact(v: UnknownContact?) = apply { unknownContact = v }
+        fun unknownContactWait(v: Duration?) = apply { unknownContactWait = v }
+        fun unknownContactBackoff(v: Duration?) = apply { unknownContactBackoff = v }
         fun memory(v: Boolean) = apply { memory = v }
         fun dropTimeout(v: Duration?) = apply { dropTimeout = v }
         fun userAgentSuffix(v: String?) = apply { userAgentSuffix = v }
@@ -292,7 +304,8 @@ class Tracker(
         fun build(): Tracker = Tracker(
             accessToken, region, baseUrl, apiVersion, queueCapacity, overflow, blockTimeout, maxInFlight,
             rateLimitPerMinute, rateLimiter, requestTimeout, maxRetries, retryDeadline, backoffBase, backoffMax,
-            authProbeInterval, maxEventNames, allowedEventNames, dedupe, memory, dropTimeout, userAgentSuffix,
+            authProbeInterval, maxEventNames, allowedEventNames, dedupe, unknownContact, unknownContactWait,
+            unknownContactBackoff, memory, dropTimeout, userAgentSuffix,
             onError, flushAtExit, exitTimeout,
         )
     }
