@@ -828,7 +828,8 @@ impl Scheduler {
                     }
                     self.limiter_wait = None;
                 }
-                let wanted = (self.ready.len() + self.to_create.len()).min(limit - self.in_flight.len()).min(MAX_LEASE) as u32;
+                let free = limit - self.in_flight.len() - self.creations_under_way();
+                let wanted = (self.ready.len() + self.to_create.len()).min(free).min(MAX_LEASE) as u32;
                 let limiter = &mut self.limiter;
                 let answer = catch_unwind(AssertUnwindSafe(|| limiter.reserve(wanted, now))).unwrap_or_else(|_| {
                     Reservation::Unavailable { retry_at: now + Duration::from_secs(1), reason: "the rate limiter panicked".into() }

@@ -110,7 +110,8 @@ pub struct Stats {
     pub dropped_shutdown: u64,
     /// Copies of an already-sent (identity, name, created_at), not sent again.
     pub deduplicated: u64,
-    /// Waiting to be sent (in the queue, the dispatcher or between retries).
+    /// Waiting to be sent (in the queue, the dispatcher, between retries, or
+    /// held for an unknown contact: see `waiting_for_contact`).
     pub queued: u64,
     /// HTTP requests under way.
     pub in_flight: u64,
