@@ -453,7 +453,7 @@ impl Scheduler {
                 Counters::add(&self.counters.delivered, 1);
                 self.store.settle(job.seq);
                 // A probe delivered: its contact exists now.
-                if let Some(contact) = self.probes.remove(&job.seq) {
+                if let Some(contact) = (!self.probes.is_empty()).then(|| self.probes.remove(&job.seq)).flatten() {
                     self.release(contact, now);
                 }
             }
@@ -902,7 +902,7 @@ impl Scheduler {
         }
         // A probe given up on (another refusal, retries exhausted): the group
         // tries again with its next event.
-        if let Some(contact) = self.probes.remove(&job.seq) {
+        if let Some(contact) = (!self.probes.is_empty()).then(|| self.probes.remove(&job.seq)).flatten() {
             if let Some(g) = self.contacts.get_mut(&contact) {
                 g.busy = false;
             }
