@@ -72,6 +72,12 @@ export interface TrackerOptions {
   spoolMaxBytes?: number;
   /** Seconds between syncs of the spool to disk (0: every write); what a power loss can lose. Default 0.1. */
   spoolSyncInterval?: number;
+  /** An event whose contact Intercom does not know (404): `report`, `wait` (default: hold and retry) or `create` (the contact). */
+  unknownContact?: 'report' | 'wait' | 'create';
+  /** Seconds an event of an unknown contact is held before it is reported (default 900). */
+  unknownContactWait?: number;
+  /** Seconds before a held contact is tried again (doubles per try; default 10). */
+  unknownContactBackoff?: number;
   /** Record events instead of sending them (for tests; see {@link Tracker.recorded}). */
   memory?: boolean;
   /** Seconds a collected tracker waits for delivery; the default flush/shutdown/exit timeout. */
@@ -157,6 +163,8 @@ export interface Stats {
   spoolBytes: number;
   spoolCorrupt: number;
   inFlight: number;
+  /** Of `queued`: events held because Intercom does not know their contact yet. */
+  waitingForContact: number;
   blocked: number;
   rateLimited: number;
   rateLimitWaitMs: number;

@@ -72,7 +72,8 @@ test('an exception thrown by onError becomes a warning, not a crash', async (t) 
   const onWarning = (w) => w.name === 'TrackcoreWarning' && warned.resolve(w);
   process.on('warning', onWarning);
   t.after(() => process.off('warning', onWarning));
-  const tr = tracker(t, emu, { onError: () => { throw new Error('boom in callback'); } });
+  // A 404 "User Not Found" is reported at once only under unknownContact 'report' (the default holds it).
+  const tr = tracker(t, emu, { unknownContact: 'report', onError: () => { throw new Error('boom in callback'); } });
   tr.track('refused', { userId: 'u' });
   await tr.flush({ timeoutMs: 10000 });
   const w = await warned.promise;

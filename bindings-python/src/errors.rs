@@ -60,11 +60,7 @@ pub fn exception<'py>(
 
 /// The Python exception instance for a core error.
 pub fn instance<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyAny>> {
-    let status = match e {
-        Error::Rejected { status, .. } | Error::Unauthorized { status, .. } => Some(*status),
-        _ => None,
-    };
-    exception(py, Kind::of(e), &e.to_string(), e.code(), e.field().as_deref(), status)
+    exception(py, Kind::of(e), &e.to_string(), e.code(), e.field().as_deref(), e.status())
 }
 
 /// The `PyErr` to raise for a core error.

@@ -87,14 +87,14 @@ def test_failures_are_logged_even_without_on_error(emulator, caplog):
     tracker.shutdown(2)
 
 
-def test_unknown_contact_404_is_reported_as_rejected(start_emulator):
+def test_unknown_contact_404_is_reported_at_once_under_unknown_contact_report(start_emulator):
     emu = start_emulator("--require-known-users", "--known-user-id", "known")
     errors = Collector()
-    tracker = live(emu, on_error=errors)
+    tracker = live(emu, on_error=errors, unknown_contact="report")
     tracker.track("signed-up", user_id="stranger")
     tracker.track("signed-up", user_id="known")
     assert tracker.flush(10) is True
-    assert [(e["user_id"], err.code, err.status) for e, err in errors.calls] == [("stranger", "rejected", 404)]
+    assert [(e["user_id"], err.code, err.status) for e, err in errors.calls] == [("stranger", "contact_not_found", 404)]
     assert [e["user_id"] for e in emu.events()] == ["known"]
     tracker.shutdown(2)
 

@@ -1,7 +1,8 @@
 //! Instructions per track() for callgrind (load-independent). Same setup as benches/track.rs:
 //! default options, live pipeline to an in-process emulator, bursts of 1,000 with untimed
 //! waits for the queue to empty. Run under:
-//! valgrind --tool=callgrind --toggle-collect='cg_track::cg_*' target/release/examples/cg_track [track|prebuilt|validate|build]
+//! valgrind --tool=callgrind --toggle-collect='cg_track::cg_*' target/release/examples/cg_track [track|prebuilt|validate|build] [SPOOL_DIR]
+//! With SPOOL_DIR the tracker keeps a disk spool there (the caller's cost must not change).
 use std::hint::black_box;
 use std::time::Duration;
 use trackcore::{Config, Event, OptionValue, Tracker};
@@ -41,6 +42,9 @@ fn main() {
     c.set("access_token", OptionValue::Str("bench".into())).unwrap();
     c.set("base_url", OptionValue::Str(emu.base_url())).unwrap();
     c.set("drop_timeout", OptionValue::Float(0.0)).unwrap();
+    if let Some(dir) = std::env::args().nth(2) {
+        c.set("spool_dir", OptionValue::Str(dir)).unwrap();
+    }
     let t = Tracker::new(c).unwrap();
     let which = std::env::args().nth(1).unwrap_or_default();
     let built = event();

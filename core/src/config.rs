@@ -71,6 +71,31 @@ impl Overflow {
     }
 }
 
+/// What happens to an event Intercom answers `404 User Not Found` for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownContact {
+    /// Report it at once (`contact_not_found`), no retry.
+    Report,
+    /// Hold it and retry one event per contact with backoff until the contact
+    /// appears or `unknown_contact_wait` has passed, then report it.
+    #[default]
+    Wait,
+    /// Create the contact (`POST /contacts`) once, then send its events; events
+    /// identified only by Intercom's `id` wait instead.
+    Create,
+}
+
+impl UnknownContact {
+    /// The option value naming this mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownContact::Report => "report",
+            UnknownContact::Wait => "wait",
+            UnknownContact::Create => "create",
+        }
+    }
+}
+
 /// The access token, which never appears in `Debug` output, errors or logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -139,6 +164,13 @@ pub struct Config {
     /// How often the spool is synced to disk (0: after every dispatcher
     /// cycle that wrote). A power loss can lose what was written since.
     pub spool_sync_interval: Duration,
+    /// What happens to an event whose contact Intercom does not know (404).
+    pub unknown_contact: UnknownContact,
+    /// How long an event of an unknown contact is held before it is reported.
+    pub unknown_contact_wait: Duration,
+    /// First wait before a held contact is tried again (doubles, up to
+    /// `backoff_max` or this, whichever is larger).
+    pub unknown_contact_backoff: Duration,
     /// Validate and record events instead of sending them (for tests).
     pub memory: bool,
     /// How long `Drop` waits for delivery before giving up.
@@ -176,6 +208,9 @@ impl Default for Config {
             spool_dir: None,
             spool_max_bytes: 1 << 30,
             spool_sync_interval: Duration::from_millis(100),
+            unknown_contact: UnknownContact::Wait,
+            unknown_contact_wait: Duration::from_secs(15 * 60),
+            unknown_contact_backoff: Duration::from_secs(10),
             memory: false,
             drop_timeout: Duration::from_secs(2),
             user_agent_suffix: "rust".into(),
@@ -425,6 +460,19 @@ const OPTIONS: &[Opt] = &[
         get: |c| int(c.spool_max_bytes), set: |c, v| { c.spool_max_bytes = want_count(v, 4096, i64::MAX)? as u64; Ok(()) } },
     Opt { name: "spool_sync_interval", kind: "float", doc: "seconds between syncs of the spool to disk (0: every write); what a power loss can lose", shown_default: None,
         get: |c| secs(c.spool_sync_interval), set: |c, v| { c.spool_sync_interval = want_secs(v)?; Ok(()) } },
+    Opt { name: "unknown_contact", kind: "str", doc: "an event whose contact Intercom does not know (404): report, wait (hold and retry) or create (the contact)", shown_default: None,
+        get: |c| OptionValue::Str(c.unknown_contact.as_str().into()),
+        set: |c, v| {
+            c.unknown_contact = match want_str(v)?.as_str() {
+                "report" => UnknownContact::Report, "wait" => UnknownContact::Wait, "create" => UnknownContact::Create,
+                other => return Err(format!("must be one of report, wait, create; got {}", shown(other))),
+            };
+            Ok(())
+        } },
+    Opt { name: "unknown_contact_wait", kind: "float", doc: "seconds an event of an unknown contact is held before it is reported", shown_default: None,
+        get: |c| secs(c.unknown_contact_wait), set: |c, v| { c.unknown_contact_wait = want_secs(v)?; Ok(()) } },
+    Opt { name: "unknown_contact_backoff", kind: "float", doc: "seconds before a held contact is tried again (doubles per try)", shown_default: None,
+        get: |c| secs(c.unknown_contact_backoff), set: |c, v| { c.unknown_contact_backoff = want_secs(v)?; Ok(()) } },
     Opt { name: "memory", kind: "bool", doc: "record events instead of sending them (tests)", shown_default: None,
         get: |c| OptionValue::Bool(c.memory), set: |c, v| { c.memory = want_bool(v)?; Ok(()) } },
     Opt { name: "drop_timeout", kind: "float", doc: "seconds a dropped tracker (and interpreter exit) waits for delivery", shown_default: None,
@@ -469,6 +517,11 @@ impl Config {
         OPTIONS.iter().find(|o| o.name == name).map(|o| (o.get)(self))
     }
 
+    /// The URL contacts are created at.
+    pub fn contacts_url(&self) -> String {
+        format!("{}/contacts", self.base_url.as_deref().unwrap_or(self.region.base_url()))
+    }
+
     /// The URL events are posted to.
     pub fn events_url(&self) -> String {
         format!("{}/events", self.base_url.as_deref().unwrap_or(self.region.base_url()))
@@ -503,6 +556,8 @@ impl Config {
             ("backoff_max", self.backoff_max),
             ("auth_probe_interval", self.auth_probe_interval),
             ("drop_timeout", self.drop_timeout),
+            ("unknown_contact_wait", self.unknown_contact_wait),
+            ("unknown_contact_backoff", self.unknown_contact_backoff),
         ] {
             if d.as_secs_f64() > MAX_SECS {
                 return bad(name, "must be at most a year");

@@ -75,6 +75,8 @@ pub(crate) enum Outcome {
 pub(crate) struct Http {
     agent: ureq::Agent,
     target: Target,
+    /// Where contacts are created (`unknown_contact="create"`).
+    contacts: Target,
     /// `Bearer <token>`, marked sensitive.
     authorization: HeaderValue,
     /// To scrub from response bodies (a proxy or server that echoes headers).
@@ -102,6 +104,7 @@ impl Http {
     pub fn new(cfg: &Config, token: &Secret) -> Result<Http, Error> {
         let bad = |option: &str, reason: String| Error::InvalidConfig { option: option.into(), reason };
         let uri = events_uri(&cfg.events_url()).map_err(|r| bad("base_url", r))?;
+        let contacts_uri = events_uri(&cfg.contacts_url()).map_err(|r| bad("base_url", r))?;
         let mut authorization = bearer(token.expose()).map_err(|r| bad("access_token", r))?;
         authorization.set_sensitive(true);
         let header = |option: &str, value: String| {
@@ -131,13 +134,23 @@ impl Http {
             .build();
         let proxied = config.proxy().is_some();
         let target = Target::new(uri, proxied, cfg.request_timeout);
-        Ok(Http { agent: config.new_agent(), target, authorization, token: token.clone(), api_version, user_agent })
+        let contacts = Target::new(contacts_uri, proxied, cfg.request_timeout);
+        Ok(Http { agent: config.new_agent(), target, contacts, authorization, token: token.clone(), api_version, user_agent })
     }
 
     /// Post one body and classify the answer, with what its headers said
     /// about the rate limit.
     pub fn send(&self, body: &[u8]) -> Response {
-        let result = match &self.target {
+        self.post_to(&self.target, body, classify)
+    }
+
+    /// Create a contact; 409 `conflict` (it exists already) counts as done.
+    pub fn create_contact(&self, body: &[u8]) -> Response {
+        self.post_to(&self.contacts, body, classify_contact)
+    }
+
+    fn post_to(&self, target: &Target, body: &[u8], classify: fn(u16, &str, Option<&str>, Option<i64>) -> Outcome) -> Response {
+        let result = match target {
             Target::AsConfigured(uri) => self.post(uri.clone(), None, body).map_err(|e| transport_reason(&e)),
             Target::ByAddress { addrs, host } => self.post_by_address(addrs, host, body),
         };
@@ -208,6 +221,9 @@ impl Http {
 impl Transport for Http {
     fn send(&self, body: &[u8]) -> Response {
         Http::send(self, body)
+    }
+    fn create_contact(&self, body: &[u8]) -> Response {
+        Http::create_contact(self, body)
     }
 }
 
@@ -492,6 +508,23 @@ pub(crate) fn classify(status: u16, body: &str, retry_after: Option<&str>, reset
     }
 }
 
+/// Turn the answer to `POST /contacts` into an [`Outcome`]: a 409 means a
+/// contact with those details exists, which is all the caller wanted.
+pub(crate) fn classify_contact(status: u16, body: &str, retry_after: Option<&str>, reset: Option<i64>) -> Outcome {
+    match status {
+        409 => Outcome::Delivered,
+        _ => classify(status, body, retry_after, reset),
+    }
+}
+
+/// Whether a refusal is Intercom's "no contact matches this event" (`404
+/// not_found` "User Not Found"), not some other 404 (a wrong `base_url` answers
+/// "Resource Not Found").
+pub(crate) fn is_unknown_contact(status: u16, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    status == 404 && (m.contains("user") || m.contains("contact"))
+}
+
 /// The first `{code, message}` of Intercom's `error.list` body.
 fn intercom_error(body: &str) -> (String, String) {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
@@ -741,5 +774,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_contact_that_exists_already_counts_as_created_and_only_user_404s_are_unknown_contacts() {
+        let conflict = r#"{"type":"error.list","errors":[{"code":"conflict","message":"A contact matching those details already exists with id=1"}]}"#;
+        assert_eq!(classify_contact(409, conflict, None, None), Outcome::Delivered);
+        assert_eq!(classify_contact(200, "{}", None, None), Outcome::Delivered);
+        assert!(matches!(classify_contact(503, "", None, None), Outcome::Retry { status: Some(503), .. }));
+        assert!(matches!(classify(409, conflict, None, None), Outcome::Retry { .. }), "an event's 409 is still retried");
+        assert!(is_unknown_contact(404, "User Not Found"));
+        assert!(!is_unknown_contact(404, "Resource Not Found"), "a wrong base_url is not an unknown contact");
+        assert!(!is_unknown_contact(400, "User Not Found"));
     }
 }

@@ -124,6 +124,11 @@ pub enum Error {
     /// Intercom refused the event with a permanent 4xx (400, 404, 422, ...).
     #[error("intercom: HTTP {status} {intercom_code}: {message}")]
     Rejected { status: u16, intercom_code: String, message: String },
+    /// Intercom answered `404 User Not Found`: it knows no contact with the
+    /// event's identifiers. Reported at once under `unknown_contact="report"`,
+    /// after `unknown_contact_wait` (`waited_secs`) under `wait` and `create`.
+    #[error("intercom: HTTP 404 {intercom_code}: {message}; {}", if *waited_secs == 0 { "not retried (unknown_contact=report)".to_string() } else { format!("the contact did not appear within {waited_secs} s (unknown_contact_wait)") })]
+    ContactNotFound { intercom_code: String, message: String, waited_secs: u64 },
     /// Intercom answered 401/403: delivery pauses and probes until the token works.
     #[error("intercom: HTTP {status}: the access token was refused; delivery is paused and retried every {probe_secs} s")]
     Unauthorized { status: u16, probe_secs: u64 },
@@ -133,6 +138,10 @@ pub enum Error {
     /// The tracker shut down before this event could be delivered.
     #[error("shutdown: the event was still undelivered when the shutdown timeout passed")]
     UndeliveredAtShutdown,
+    /// The tracker shut down while this event was held for its unknown contact
+    /// (same code as [`Error::UndeliveredAtShutdown`]; the message says why).
+    #[error("shutdown: the event was still undelivered when the shutdown timeout passed: it was waiting {waited_secs} s for its contact (Intercom answered 404 User Not Found)")]
+    HeldForContactAtShutdown { waited_secs: u64 },
     /// A notice, not a loss: delivery keeps failing the same way (the host
     /// cannot be reached, or answers 5xx). The event is kept and retried until
     /// `retry_deadline`; its final outcome is reported separately.
@@ -186,9 +195,10 @@ impl Error {
             MissingAccessToken => "missing_access_token",
             QueueFull { .. } => "queue_full",
             Rejected { .. } => "rejected",
+            ContactNotFound { .. } => "contact_not_found",
             Unauthorized { .. } => "unauthorized",
             RetriesExhausted { .. } => "retries_exhausted",
-            UndeliveredAtShutdown => "undelivered_at_shutdown",
+            UndeliveredAtShutdown | HeldForContactAtShutdown { .. } => "undelivered_at_shutdown",
             DeliveryStalled { .. } => "delivery_stalled",
             SpoolFull { .. } => "spool_full",
             SpoolCorrupt { .. } => "spool_corrupt",
@@ -233,6 +243,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Rejected { status, .. } | Error::Unauthorized { status, .. } => Some(*status),
+            Error::ContactNotFound { .. } => Some(404),
             _ => None,
         }
     }
@@ -259,9 +270,11 @@ impl Error {
             Error::Closed
                 | Error::QueueFull { .. }
                 | Error::Rejected { .. }
+                | Error::ContactNotFound { .. }
                 | Error::Unauthorized { .. }
                 | Error::RetriesExhausted { .. }
                 | Error::UndeliveredAtShutdown
+                | Error::HeldForContactAtShutdown { .. }
                 | Error::DeliveryStalled { .. }
                 | Error::SpoolFull { .. }
                 | Error::SpoolCorrupt { .. }
@@ -339,6 +352,7 @@ pub const ERROR_CODES: &[&str] = &[
     "missing_access_token",
     "queue_full",
     "rejected",
+    "contact_not_found",
     "unauthorized",
     "retries_exhausted",
     "undelivered_at_shutdown",

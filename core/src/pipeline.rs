@@ -28,7 +28,7 @@ use crate::scheduler::{Action, Policy, Scheduler};
 use crate::spool::{SlotLock, SpoolStore};
 use crate::stats::Counters;
 use crate::store::{Body, EventStore, MemoryStore};
-use crate::transport::{MemoryTransport, Outcome, Recorded, Response, Transport};
+use crate::transport::{MemoryTransport, Outcome, Recorded, Request, Response, Transport};
 use crate::Error;
 
 /// What travels from the callers to the dispatcher, in order.
@@ -345,10 +345,10 @@ impl Runtime {
 
 struct Dispatcher {
     ingress: Receiver<Msg>,
-    results: Receiver<(u64, Response)>,
-    results_tx: Sender<(u64, Response)>,
-    work: Sender<(u64, Body)>,
-    work_rx: Receiver<(u64, Body)>,
+    results: Receiver<(Request, Response)>,
+    results_tx: Sender<(Request, Response)>,
+    work: Sender<(Request, Body)>,
+    work_rx: Receiver<(Request, Body)>,
     transport: Arc<dyn Transport>,
     senders: usize,
     max_senders: usize,
@@ -381,9 +381,9 @@ impl Dispatcher {
                 // De-duplicated copies and evictions free room without any other action.
                 self.room.notify();
             }
-            while let Ok((seq, response)) = self.results.try_recv() {
+            while let Ok((request, response)) = self.results.try_recv() {
                 self.busy -= 1;
-                self.scheduler.outcome(seq, response, now, &mut self.actions);
+                self.scheduler.answered(request, response, now, &mut self.actions);
             }
             let wake = self.scheduler.tick(now, &mut self.actions);
             self.perform();
@@ -411,9 +411,9 @@ impl Dispatcher {
                     idle_polls = 0;
                     self.receive(m);
                 },
-                recv(self.results) -> r => if let Ok((seq, response)) = r {
+                recv(self.results) -> r => if let Ok((request, response)) = r {
                     self.busy -= 1;
-                    self.scheduler.outcome(seq, response, Instant::now(), &mut self.actions);
+                    self.scheduler.answered(request, response, Instant::now(), &mut self.actions);
                 },
                 default(timeout) => {}
             }
@@ -479,20 +479,27 @@ impl Dispatcher {
         }
     }
 
+    /// Give a request to a sender, starting one if all are busy.
+    fn hand_over(&mut self, request: Request, body: Body) {
+        self.busy += 1;
+        if self.busy > self.senders && self.senders < self.max_senders {
+            self.senders += spawn_sender(self.senders, &self.transport, &self.work_rx, &self.results_tx);
+        }
+        if self.work.send((request, body)).is_err() {
+            self.busy -= 1;
+        }
+    }
+
     fn perform(&mut self) {
         let mut freed = false;
-        for action in self.actions.drain(..) {
+        let mut actions = std::mem::take(&mut self.actions);
+        for action in actions.drain(..) {
             match action {
                 Action::Send { seq, body } => {
                     freed = true;
-                    self.busy += 1;
-                    if self.busy > self.senders && self.senders < self.max_senders {
-                        self.senders += spawn_sender(self.senders, &self.transport, &self.work_rx, &self.results_tx);
-                    }
-                    if self.work.send((seq, body)).is_err() {
-                        self.busy -= 1;
-                    }
+                    self.hand_over(Request::Event(seq), body);
                 }
+                Action::CreateContact { id, body } => self.hand_over(Request::Contact(id), body),
                 Action::Report { body, error } => {
                     freed = true;
                     match self.report_by {
@@ -510,6 +517,7 @@ impl Dispatcher {
                 Action::Log { level, message } => self.reporter.log(level, message),
             }
         }
+        self.actions = actions;
         if freed {
             self.room.notify();
         }
@@ -518,15 +526,15 @@ impl Dispatcher {
 
 /// Start one more sender thread; 1 if it started. With none running the
 /// work waits until one can be started (the next dispatch tries again).
-fn spawn_sender(i: usize, transport: &Arc<dyn Transport>, work: &Receiver<(u64, Body)>, done: &Sender<(u64, Response)>) -> usize {
+fn spawn_sender(i: usize, transport: &Arc<dyn Transport>, work: &Receiver<(Request, Body)>, done: &Sender<(Request, Response)>) -> usize {
     let (transport, work, done) = (transport.clone(), work.clone(), done.clone());
     let spawned = thread::Builder::new().name(format!("trackcore-sender-{i}")).stack_size(512 * 1024).spawn(move || {
-        for (seq, body) in work {
-            let response = catch_unwind(AssertUnwindSafe(|| transport.send(&body))).unwrap_or_else(|_| Response {
+        for (request, body) in work {
+            let response = catch_unwind(AssertUnwindSafe(|| request.perform(&*transport, &body))).unwrap_or_else(|_| Response {
                 outcome: Outcome::Retry { reason: "internal error while sending (a panic was caught)".into(), wait: None, status: None },
                 rate: None,
             });
-            if done.send((seq, response)).is_err() {
+            if done.send((request, response)).is_err() {
                 break;
             }
         }

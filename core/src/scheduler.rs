@@ -8,6 +8,19 @@
 //! Every decision — what to send next, when to retry, when to pause, what a
 //! stat becomes, when trouble is worth a log line or a report — is made here,
 //! so it is unit-tested with made-up instants.
+//!
+//! ## Unknown contacts
+//!
+//! An event Intercom answers `404 User Not Found` for is, under
+//! `unknown_contact="wait"` or `"create"`, held: it stays unsettled in the
+//! store, and the scheduler keeps only its small [`Job`] in a [`Held`] group
+//! per contact (the event's identifiers). A group makes one request at a
+//! time: under `create` one `POST /contacts` ([`Action::CreateContact`]), else
+//! one of its events as a probe, on a backoff from `unknown_contact_backoff`.
+//! When the probe is delivered or the contact created (409 included), every
+//! held event of that contact goes back to the ready queue; events accepted
+//! for a held contact join its group without a request of their own. An event
+//! held for longer than `unknown_contact_wait` is reported (`contact_not_found`).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -15,12 +28,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, Overflow};
+use crate::config::{Config, Overflow, UnknownContact};
 use crate::ratelimit::{RateLimiter, Reservation, MIN_WAIT};
 use crate::retry;
 use crate::stats::Counters;
 use crate::store::{Body, EventStore};
-use crate::transport::{Outcome, Response};
+use crate::transport::{Outcome, Request, Response};
 use crate::Error;
 
 /// What the scheduler asks its thread to do.
@@ -28,6 +41,9 @@ use crate::Error;
 pub(crate) enum Action {
     /// Hand this body to a sender; its outcome comes back with `seq`.
     Send { seq: u64, body: Body },
+    /// Hand this `POST /contacts` body to a sender; its outcome comes back as
+    /// [`Request::Contact`] with `id`.
+    CreateContact { id: u64, body: Body },
     /// Tell the error callback about this event.
     Report { body: Body, error: Error },
     /// Answer flush `id`: `true` if everything before it settled.
@@ -49,6 +65,9 @@ pub(crate) struct Policy {
     pub overflow: Overflow,
     pub dedupe: bool,
     pub spool_max_bytes: u64,
+    pub unknown_contact: UnknownContact,
+    pub unknown_contact_wait: Duration,
+    pub unknown_contact_backoff: Duration,
 }
 
 impl Policy {
@@ -64,6 +83,9 @@ impl Policy {
             overflow: c.overflow,
             dedupe: c.dedupe,
             spool_max_bytes: c.spool_max_bytes,
+            unknown_contact: c.unknown_contact,
+            unknown_contact_wait: c.unknown_contact_wait,
+            unknown_contact_backoff: c.unknown_contact_backoff,
         }
     }
 }
@@ -89,6 +111,62 @@ struct Job {
     /// not failure, so only `retry_deadline` bounds them.
     waited: u32,
     first_sent: Option<Instant>,
+    /// When it was last handed to a sender.
+    last_sent: Option<Instant>,
+    /// When it was first held for its unknown contact (the window starts here).
+    held_since: Option<Instant>,
+}
+
+impl Job {
+    fn new(seq: u64, key: Option<u64>) -> Job {
+        Job { seq, key, retries: 0, waited: 0, first_sent: None, last_sent: None, held_since: None }
+    }
+}
+
+/// The events of one contact Intercom does not know yet (module docs).
+struct Held {
+    /// Names this group's `POST /contacts`.
+    id: u64,
+    members: VecDeque<Job>,
+    /// When the next probe or creation is due (unless one is under way).
+    next_at: Instant,
+    /// Probes or creations made so far: the backoff grows with them.
+    tries: u32,
+    /// The `POST /contacts` body while the contact is still to be created.
+    create: Option<Body>,
+    /// A probe or a creation is under way.
+    busy: bool,
+}
+
+/// How long a contact found or created is remembered: an event sent before
+/// that and answered 404 after it is sent again at once, not held.
+const APPEARED_MEMORY: usize = 10_000;
+
+/// An event's identifiers, read back from its body (only on the unknown
+/// contact path): the key of its contact group, and what creates the contact.
+struct Identity {
+    key: String,
+    /// `external_id` (the event's `user_id`) and `email`, if either is given.
+    create: Option<Body>,
+}
+
+fn identity(body: &[u8]) -> Option<Identity> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    let (user_id, id, email) = (field("user_id"), field("id"), field("email"));
+    let key = format!("{}\u{0}{}\u{0}{}", user_id.as_deref().unwrap_or(""), id.as_deref().unwrap_or(""), email.as_deref().unwrap_or(""));
+    let create = (user_id.is_some() || email.is_some()).then(|| {
+        let mut c = serde_json::Map::new();
+        c.insert("role".into(), "user".into());
+        if let Some(u) = user_id {
+            c.insert("external_id".into(), u.into());
+        }
+        if let Some(e) = email {
+            c.insert("email".into(), e.into());
+        }
+        Body::from(serde_json::Value::Object(c).to_string().into_bytes())
+    });
+    Some(Identity { key, create })
 }
 
 /// Why all delivery waits behind one probe request.
@@ -212,6 +290,8 @@ pub(crate) struct Scheduler {
     lease: u32,
     /// Don't ask the limiter again before this.
     limiter_wait: Option<Instant>,
+    /// `POST /contacts` requests handed to senders and not answered yet.
+    creating: usize,
     waiting_since: Option<Instant>,
     flushers: Vec<Flusher>,
     /// Delivery paused behind one probe request: why, and until when.
@@ -223,6 +303,19 @@ pub(crate) struct Scheduler {
     shutdown: Option<Instant>,
     finished: bool,
     health: Health,
+    /// Held events by contact key (module docs).
+    contacts: HashMap<String, Held>,
+    /// Probes under way: event seq -> contact key.
+    probes: HashMap<u64, String>,
+    /// Creations under way: group id -> contact key.
+    creations: HashMap<u64, String>,
+    /// Creations due, waiting for a permit and a free slot.
+    to_create: VecDeque<(u64, Body)>,
+    next_group: u64,
+    /// When contacts were found or created (bounded by [`APPEARED_MEMORY`]).
+    appeared: HashMap<String, Instant>,
+    /// Held events last logged, and when.
+    held_logged: (u64, Option<Instant>),
 }
 
 impl Scheduler {
@@ -244,6 +337,7 @@ impl Scheduler {
             in_flight: HashMap::new(),
             lease: 0,
             limiter_wait: None,
+            creating: 0,
             waiting_since: None,
             flushers: Vec::new(),
             pause: None,
@@ -252,6 +346,13 @@ impl Scheduler {
             outage_probes: 0,
             shutdown: None,
             finished: false,
+            contacts: HashMap::new(),
+            probes: HashMap::new(),
+            creations: HashMap::new(),
+            to_create: VecDeque::new(),
+            next_group: 0,
+            appeared: HashMap::new(),
+            held_logged: (0, None),
             health: Health {
                 state: Trouble::None,
                 since: None,
@@ -296,6 +397,9 @@ impl Scheduler {
             }
             key = Some(dedupe_key);
         }
+        // While contacts are held, an event of one of them joins its group
+        // instead of costing a request of its own.
+        let group = if self.contacts.is_empty() { None } else { identity(&body).map(|i| i.key).filter(|k| self.contacts.contains_key(k)) };
         let appended = match self.store.append(body) {
             Ok(a) => a,
             Err(body) => {
@@ -305,10 +409,7 @@ impl Scheduler {
                 Counters::gauge(&self.counters.queued, -1);
                 Counters::add(&self.counters.dropped_spool, 1);
                 let max_bytes = self.policy.spool_max_bytes;
-                out.push(Action::Report {
-                    body: Body::from(body),
-                    error: Error::SpoolFull { max_bytes },
-                });
+                out.push(Action::Report { body: Body::from(body), error: Error::SpoolFull { max_bytes } });
                 return;
             }
         };
@@ -317,13 +418,13 @@ impl Scheduler {
             // back in order once the events in memory drain.
             return;
         }
-        self.ready.push_back(Job {
-            seq: appended.seq,
-            key,
-            retries: 0,
-            waited: 0,
-            first_sent: None,
-        });
+        let job = Job::new(appended.seq, key);
+        if let Some(g) = group.and_then(|k| self.contacts.get_mut(&k)) {
+            Counters::gauge(&self.counters.waiting_for_contact, 1);
+            g.members.push_back(Job { held_since: Some(Instant::now()), ..job });
+            return;
+        }
+        self.ready.push_back(job);
         if self.policy.overflow == Overflow::DropOldest {
             // track() let this one in over the limit: the oldest waiting event makes room.
             let queued = self.counters.queued.load(std::sync::atomic::Ordering::Relaxed);
@@ -359,6 +460,14 @@ impl Scheduler {
         self.finished
     }
 
+    /// The outcome of a request a sender carried out.
+    pub fn answered(&mut self, request: Request, response: Response, now: Instant, out: &mut Vec<Action>) {
+        match request {
+            Request::Event(seq) => self.outcome(seq, response, now, out),
+            Request::Contact(id) => self.contact_outcome(id, response, now, out),
+        }
+    }
+
     /// The outcome of the request for `seq`.
     pub fn outcome(&mut self, seq: u64, response: Response, now: Instant, out: &mut Vec<Action>) {
         if let Some(info) = &response.rate {
@@ -387,6 +496,15 @@ impl Scheduler {
                 self.observe_health(Trouble::None, None, now, out);
                 Counters::add(&self.counters.delivered, 1);
                 self.store.settle(job.seq);
+                // A probe delivered: its contact exists now.
+                if let Some(contact) = (!self.probes.is_empty()).then(|| self.probes.remove(&job.seq)).flatten() {
+                    self.release(contact, now);
+                }
+            }
+            Outcome::Reject { status, code, message } if crate::delivery::is_unknown_contact(status, &message) => {
+                // Not delivery's health either: this contact is not known yet.
+                self.observe_health(Trouble::None, None, now, out);
+                self.unknown_contact(job, code, message, now, out);
             }
             Outcome::Reject { status, code, message } => {
                 // A refusal of this one event says nothing about delivery's health.
@@ -474,6 +592,201 @@ impl Scheduler {
         }
     }
 
+    /// The contact of `job` is not known to Intercom: report it, hold it in its
+    /// contact's group, or (sent before its contact appeared) send it again.
+    fn unknown_contact(&mut self, mut job: Job, code: String, message: String, now: Instant, out: &mut Vec<Action>) {
+        let probe_of = self.probes.remove(&job.seq);
+        let since = *job.held_since.get_or_insert(now);
+        let waited = now.saturating_duration_since(since);
+        let identity = self.store.get(job.seq).and_then(|b| identity(&b));
+        let expired = waited >= self.policy.unknown_contact_wait && self.policy.unknown_contact_wait > Duration::ZERO;
+        let (Some(identity), false, false) = (identity, self.policy.unknown_contact == UnknownContact::Report, expired) else {
+            if let Some(contact) = probe_of {
+                self.probe_failed(contact, now);
+            }
+            // `report`, or held past the window (a zero window reports at once too).
+            Counters::add(&self.counters.failed_rejected, 1);
+            let waited_secs = if self.policy.unknown_contact == UnknownContact::Report { 0 } else { waited.as_secs().max(1) };
+            self.fail(job, Error::ContactNotFound { intercom_code: code, message, waited_secs }, out);
+            return;
+        };
+        Counters::gauge(&self.counters.queued, 1);
+        // Sent before its contact was found or created (a burst racing the
+        // creation): it is known now, so send it again at once.
+        if self.appeared.get(&identity.key).is_some_and(|at| job.last_sent.is_some_and(|sent| sent < *at)) {
+            self.ready.push_back(job);
+            return;
+        }
+        Counters::gauge(&self.counters.waiting_for_contact, 1);
+        let create = self.policy.unknown_contact == UnknownContact::Create;
+        // A contact found or created once that still answers 404 is waited
+        // for, not created again (no creation loop).
+        let create = identity.create.filter(|_| create && !self.appeared.contains_key(&identity.key));
+        let first = self.policy.unknown_contact_backoff;
+        let group = self.contacts.entry(identity.key).or_insert_with(|| {
+            self.next_group += 1;
+            Held {
+                id: self.next_group,
+                members: VecDeque::new(),
+                // Creating is worth doing at once; probing right after a 404 is not.
+                next_at: if create.is_some() { now } else { crate::later(now, first) },
+                tries: 0,
+                create,
+                busy: false,
+            }
+        });
+        group.members.push_back(job);
+        if probe_of.is_some() {
+            group.busy = false;
+            group.tries += 1;
+            let max = self.policy.backoff_max.max(first);
+            group.next_at = crate::later(now, retry::backoff(group.tries + 1, first, max));
+        }
+    }
+
+    /// A probe ended without telling whether its contact exists (it failed
+    /// for another reason): the group tries again with another event.
+    fn probe_failed(&mut self, contact: String, now: Instant) {
+        if let Some(g) = self.contacts.get_mut(&contact) {
+            g.busy = false;
+            g.next_at = now;
+        }
+    }
+
+    /// The contact of a group exists: its events go back to the ready queue.
+    fn release(&mut self, contact: String, now: Instant) {
+        if self.appeared.len() >= APPEARED_MEMORY {
+            let window = self.policy.unknown_contact_wait;
+            self.appeared.retain(|_, at| now.saturating_duration_since(*at) < window);
+            if self.appeared.len() >= APPEARED_MEMORY {
+                self.appeared.clear();
+            }
+        }
+        if let Some(g) = self.contacts.remove(&contact) {
+            Counters::gauge(&self.counters.waiting_for_contact, -(g.members.len() as i64));
+            self.ready.extend(g.members);
+        }
+        self.appeared.insert(contact, now);
+    }
+
+    /// The answer to a `POST /contacts`.
+    fn contact_outcome(&mut self, id: u64, response: Response, now: Instant, out: &mut Vec<Action>) {
+        if let Some(info) = &response.rate {
+            let limiter = &mut self.limiter;
+            if catch_unwind(AssertUnwindSafe(|| limiter.observe(info, now))).is_err() {
+                log::error!(target: "trackcore", "the rate limiter panicked in observe(); carrying on");
+            }
+        }
+        self.creating = self.creating.saturating_sub(1);
+        let Some(contact) = self.creations.remove(&id) else { return };
+        let max = self.policy.backoff_max.max(self.policy.unknown_contact_backoff);
+        let first = self.policy.unknown_contact_backoff;
+        match response.outcome {
+            // Created, or it existed already (409).
+            Outcome::Delivered => self.release(contact, now),
+            Outcome::Retry { wait, status, .. } => {
+                if status == Some(429) {
+                    Counters::add(&self.counters.rate_limited, 1);
+                    self.lease = 0;
+                }
+                if let Some(g) = self.contacts.get_mut(&contact) {
+                    g.busy = false;
+                    g.tries += 1;
+                    let delay = wait.filter(|w| !w.is_zero()).unwrap_or_else(|| retry::backoff(g.tries, self.policy.backoff_base, max));
+                    g.next_at = crate::later(now, delay);
+                }
+            }
+            Outcome::Reject { status, code, message } => {
+                out.push(Action::Log {
+                    level: log::Level::Warn,
+                    message: format!("creating a contact was refused (HTTP {status} {code}: {message}); its events wait for it to appear instead"),
+                });
+                if let Some(g) = self.contacts.get_mut(&contact) {
+                    (g.busy, g.create) = (false, None);
+                    g.tries += 1;
+                    g.next_at = crate::later(now, retry::backoff(g.tries, first, max));
+                }
+            }
+            Outcome::Unauthorized { .. } => {
+                // The events' own requests pause delivery and report the token; the
+                // creation is tried again after the probe interval.
+                if let Some(g) = self.contacts.get_mut(&contact) {
+                    g.busy = false;
+                    g.next_at = crate::later(now, self.policy.probe_interval);
+                }
+            }
+        }
+    }
+
+    /// Due probes and creations, held events past their window, emptied
+    /// groups, and the log line about how many wait. Returns the next time due.
+    fn tend_contacts(&mut self, now: Instant, out: &mut Vec<Action>) -> Option<Instant> {
+        let mut wake: Option<Instant> = None;
+        let window = self.policy.unknown_contact_wait;
+        let mut expired = Vec::new();
+        for (key, g) in self.contacts.iter_mut() {
+            if let Some(i) = g.members.iter().position(|j| j.held_since.is_some_and(|h| crate::later(h, window) <= now)) {
+                // Members are mostly in held order; a probe's return may not be.
+                let (gone, kept): (Vec<Job>, Vec<Job>) =
+                    g.members.drain(i..).partition(|j| j.held_since.is_some_and(|h| crate::later(h, window) <= now));
+                g.members.extend(kept);
+                expired.extend(gone);
+            }
+            if let Some(h) = g.members.iter().filter_map(|j| j.held_since).min() {
+                let at = crate::later(h, window);
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
+            if g.busy || g.members.is_empty() {
+                continue;
+            }
+            if g.next_at > now {
+                wake = Some(wake.map_or(g.next_at, |w| w.min(g.next_at)));
+                continue;
+            }
+            if let Some(body) = g.create.clone() {
+                g.busy = true;
+                self.creations.insert(g.id, key.clone());
+                self.to_create.push_back((g.id, body));
+            } else if let Some(probe) = g.members.pop_front() {
+                g.busy = true;
+                self.probes.insert(probe.seq, key.clone());
+                Counters::gauge(&self.counters.waiting_for_contact, -1);
+                self.ready.push_front(probe);
+            }
+        }
+        for job in expired {
+            Counters::gauge(&self.counters.waiting_for_contact, -1);
+            Counters::gauge(&self.counters.queued, -1);
+            Counters::add(&self.counters.failed_rejected, 1);
+            let waited_secs = job.held_since.map_or(0, |h| now.saturating_duration_since(h).as_secs()).max(1);
+            let error = Error::ContactNotFound { intercom_code: "not_found".into(), message: "User Not Found".into(), waited_secs };
+            self.fail(job, error, out);
+        }
+        self.contacts.retain(|_, g| g.busy || !g.members.is_empty());
+        // One line per change in how many wait, at most one per LOG_EVERY.
+        let held = self.counters.waiting_for_contact.load(std::sync::atomic::Ordering::Relaxed).max(0) as u64;
+        if held != self.held_logged.0 {
+            match self.held_logged.1.map(|t| t + LOG_EVERY).filter(|t| *t > now) {
+                Some(t) => wake = Some(wake.map_or(t, |w| w.min(t))),
+                None => {
+                    self.held_logged = (held, Some(now));
+                    let message = if held == 0 {
+                        "no event waits for an unknown contact any more".to_string()
+                    } else {
+                        format!(
+                            "{held} events wait for {} contacts Intercom does not know yet (unknown_contact={}); each is reported if its contact has not appeared within {} s",
+                            self.contacts.len(),
+                            self.policy.unknown_contact.as_str(),
+                            window.as_secs()
+                        )
+                    };
+                    out.push(Action::Log { level: log::Level::Info, message });
+                }
+            }
+        }
+        wake
+    }
+
     /// Give unused permits back; a limiter that panics here is not trusted further.
     fn release_lease(&mut self) {
         let unused = std::mem::take(&mut self.lease);
@@ -506,6 +819,7 @@ impl Scheduler {
                 self.ready.push_back(job);
             }
         }
+        let contacts_wake = if self.contacts.is_empty() && self.held_logged.0 == 0 { None } else { self.tend_contacts(now, out) };
         if let Some(deadline) = self.shutdown {
             if self.store.is_empty() {
                 self.finish(out);
@@ -513,8 +827,15 @@ impl Scheduler {
             }
             // Paused past the deadline with nothing under way: nothing can be
             // delivered any more, so give up now and leave the rest of the
-            // bound to the reports.
-            let hopeless = self.in_flight.is_empty() && self.paused_until.is_some_and(|u| u >= deadline);
+            // bound to the reports. Likewise when all that is left waits for
+            // contacts and no creation is due: a shutdown does not wait for a
+            // contact to appear.
+            let only_held = self.ready.is_empty()
+                && self.retrying.is_empty()
+                && self.to_create.is_empty()
+                && self.creations.is_empty()
+                && self.contacts.values().all(|g| g.create.is_none());
+            let hopeless = self.in_flight.is_empty() && (self.paused_until.is_some_and(|u| u >= deadline) || only_held);
             if now >= deadline || hopeless {
                 self.give_up(out);
                 return None;
@@ -536,6 +857,7 @@ impl Scheduler {
             pause_end,
             self.shutdown,
             log_due,
+            contacts_wake,
             self.store.next_commit(),
         ]
         .into_iter()
@@ -552,13 +874,7 @@ impl Scheduler {
             let store = &mut self.store;
             let want = window - self.ready.len();
             let loaded = catch_unwind(AssertUnwindSafe(|| store.load(want))).unwrap_or_default();
-            self.ready.extend(loaded.into_iter().map(|seq| Job {
-                seq,
-                key: None,
-                retries: 0,
-                waited: 0,
-                first_sent: None,
-            }));
+            self.ready.extend(loaded.into_iter().map(|seq| Job::new(seq, None)));
             self.store_logs(out);
         }
         let spilling = self.store.cold() > 0;
@@ -600,6 +916,7 @@ impl Scheduler {
         let limit = match self.paused_until {
             Some(until) => {
                 if self.probing || now < until || self.ready.is_empty() {
+                    // (Creations wait too: the pause is about the whole API.)
                     return None;
                 }
                 // One probe request tells whether the token works again.
@@ -607,7 +924,7 @@ impl Scheduler {
             }
             None => self.policy.max_in_flight,
         };
-        while self.in_flight.len() < limit && !self.ready.is_empty() {
+        while self.in_flight.len() + self.creations_under_way() < limit && !(self.ready.is_empty() && self.to_create.is_empty()) {
             if self.lease == 0 {
                 if let Some(w) = self.limiter_wait {
                     if now < w {
@@ -615,7 +932,8 @@ impl Scheduler {
                     }
                     self.limiter_wait = None;
                 }
-                let wanted = self.ready.len().min(limit - self.in_flight.len()).min(MAX_LEASE) as u32;
+                let free = limit - self.in_flight.len() - self.creations_under_way();
+                let wanted = (self.ready.len() + self.to_create.len()).min(free).min(MAX_LEASE) as u32;
                 let limiter = &mut self.limiter;
                 let answer = catch_unwind(AssertUnwindSafe(|| limiter.reserve(wanted, now))).unwrap_or_else(|_| {
                     Reservation::Unavailable { retry_at: now + Duration::from_secs(1), reason: "the rate limiter panicked".into() }
@@ -648,6 +966,14 @@ impl Scheduler {
             if let Some(since) = self.waiting_since.take() {
                 Counters::add(&self.counters.rate_limit_wait_us, now.duration_since(since).as_micros() as u64);
             }
+            // A creation is one request against the same limit as events.
+            if self.paused_until.is_none() {
+                if let Some((id, body)) = self.to_create.pop_front() {
+                    self.creating += 1;
+                    out.push(Action::CreateContact { id, body });
+                    continue;
+                }
+            }
             let Some(mut job) = self.ready.pop_front() else { break };
             let Some(body) = self.store.get(job.seq) else {
                 // Settled elsewhere (cannot happen with a correct store): no longer waiting.
@@ -655,6 +981,7 @@ impl Scheduler {
                 continue;
             };
             job.first_sent.get_or_insert(now);
+            job.last_sent = Some(now);
             if self.paused_until.is_some() {
                 self.probing = true;
             }
@@ -667,11 +994,22 @@ impl Scheduler {
         None
     }
 
+    fn creations_under_way(&self) -> usize {
+        self.creating
+    }
+
     fn fail(&mut self, job: Job, error: Error, out: &mut Vec<Action>) {
         // Not delivered, so tracking the same event again must not count as a copy
         // (e.g. after a 404 the app creates the contact and tracks it again).
         if let (Some(keys), Some(k)) = (&mut self.dedupe, job.key) {
             keys.remove(k);
+        }
+        // A probe given up on (another refusal, retries exhausted): the group
+        // tries again with its next event.
+        if let Some(contact) = (!self.probes.is_empty()).then(|| self.probes.remove(&job.seq)).flatten() {
+            if let Some(g) = self.contacts.get_mut(&contact) {
+                g.busy = false;
+            }
         }
         if let Some(body) = self.store.get(job.seq) {
             out.push(Action::Report { body, error });
@@ -713,7 +1051,14 @@ impl Scheduler {
     /// a durable store, leave it there for the next start).
     fn give_up(&mut self, out: &mut Vec<Action>) {
         if self.store.durable() {
-            let waiting = self.ready.len() + self.retrying.len();
+            // Held for their contacts too: kept on disk like everything else
+            // (the next tracker starts their wait afresh).
+            let held: usize = self.contacts.drain().map(|(_, g)| g.members.len()).sum();
+            self.to_create.clear();
+            self.creations.clear();
+            self.probes.clear();
+            Counters::gauge(&self.counters.waiting_for_contact, -(held as i64));
+            let waiting = self.ready.len() + self.retrying.len() + held;
             let flying = self.in_flight.len();
             self.ready.clear();
             self.retrying.clear();
@@ -739,6 +1084,19 @@ impl Scheduler {
         }
         let mut waiting: Vec<Job> = self.ready.drain(..).collect();
         waiting.extend(self.retrying.drain().map(|Reverse(Timed(_, j))| j));
+        // Held for their contacts: reported with that reason.
+        let mut held: Vec<Job> = self.contacts.drain().flat_map(|(_, g)| g.members).collect();
+        held.sort_by_key(|j| j.seq);
+        self.to_create.clear();
+        self.creations.clear();
+        self.probes.clear();
+        for job in held {
+            Counters::gauge(&self.counters.queued, -1);
+            Counters::gauge(&self.counters.waiting_for_contact, -1);
+            Counters::add(&self.counters.dropped_shutdown, 1);
+            let waited_secs = job.held_since.map_or(0, |h| Instant::now().saturating_duration_since(h).as_secs());
+            self.fail(job, Error::HeldForContactAtShutdown { waited_secs }, out);
+        }
         for job in waiting {
             Counters::gauge(&self.counters.queued, -1);
             Counters::add(&self.counters.dropped_shutdown, 1);
@@ -849,6 +1207,9 @@ mod tests {
             overflow: Overflow::DropNewest,
             dedupe: true,
             spool_max_bytes: 1 << 30,
+            unknown_contact: UnknownContact::Report,
+            unknown_contact_wait: Duration::from_secs(60),
+            unknown_contact_backoff: Duration::from_secs(10),
         }
     }
 
@@ -964,7 +1325,7 @@ mod tests {
         assert_eq!(h.sends().len(), 1);
         assert_eq!(h.stats().deduplicated, 1);
         // Not delivered: a copy tracked later is sent again.
-        h.answer(0, Outcome::Reject { status: 404, code: "not_found".into(), message: "User Not Found".into() });
+        h.answer(0, Outcome::Reject { status: 400, code: "parameter_invalid".into(), message: "bad".into() });
         assert_eq!(h.reports(), vec!["rejected"]);
         h.track("{}", 7);
         h.tick();
@@ -1182,5 +1543,185 @@ mod tests {
         let wake = h.tick().expect("a retry time");
         assert!(wake >= h.now + Duration::from_millis(900), "{:?}", wake - h.now);
         assert!(h.sends().is_empty());
+    }
+
+    fn not_found() -> Outcome {
+        Outcome::Reject { status: 404, code: "not_found".into(), message: "User Not Found".into() }
+    }
+
+    fn contact_policy(mode: UnknownContact) -> Policy {
+        Policy { unknown_contact: mode, max_in_flight: 10, backoff_max: Duration::from_secs(60), ..policy() }
+    }
+
+    fn creations(h: &mut Harness) -> Vec<(u64, String)> {
+        h.take(|a| if let Action::CreateContact { id, body } = a { Some((*id, String::from_utf8_lossy(body).into_owned())) } else { None })
+    }
+
+    #[test]
+    fn report_mode_reports_a_user_not_found_once_without_retry() {
+        let mut h = Harness::new(contact_policy(UnknownContact::Report), Box::new(Unlimited));
+        h.track(r#"{"event_name":"a","created_at":1,"user_id":"u1"}"#, 1);
+        h.tick();
+        let seq = h.sends()[0];
+        h.answer(seq, not_found());
+        assert_eq!(h.reports(), vec!["contact_not_found"]);
+        h.now += Duration::from_secs(3600);
+        assert_eq!(h.tick(), None);
+        assert!(h.sends().is_empty(), "no retry");
+        let s = h.stats();
+        assert_eq!((s.failed_rejected, s.queued, s.waiting_for_contact, s.retried), (1, 0, 0, 0));
+        assert!(s.balanced(), "{s:?}");
+    }
+
+    #[test]
+    fn wait_mode_probes_one_event_per_contact_and_releases_the_rest_when_it_is_delivered() {
+        let mut h = Harness::new(contact_policy(UnknownContact::Wait), Box::new(Unlimited));
+        for k in 0..5 {
+            h.track(&format!(r#"{{"event_name":"e{k}","created_at":1,"user_id":"u1"}}"#), k);
+        }
+        h.tick();
+        for seq in h.sends() {
+            h.answer(seq, not_found());
+        }
+        assert!(h.reports().is_empty(), "held, not reported");
+        let s = h.stats();
+        assert_eq!((s.queued, s.waiting_for_contact, s.in_flight), (5, 5, 0));
+        assert!(s.balanced(), "{s:?}");
+        // A later event of the same contact joins the group without a request.
+        h.track(r#"{"event_name":"late","created_at":1,"user_id":"u1"}"#, 9);
+        let wake = h.tick().expect("the probe time");
+        assert!(h.sends().is_empty());
+        assert_eq!(h.stats().waiting_for_contact, 6);
+        let gap = (wake - h.now).as_secs_f64();
+        assert!((9.0..=11.0).contains(&gap), "first probe after ~10 s, not {gap}");
+        assert!(h.logs().iter().any(|l| l.contains("6 events wait for 1 contacts")), "one line says how many wait");
+        h.now = wake;
+        h.tick();
+        let probe = h.sends();
+        assert_eq!(probe.len(), 1, "one probe for the contact, not one per event");
+        h.answer(probe[0], not_found());
+        let answered = h.now;
+        let probe = loop {
+            h.now = h.tick().expect("the next probe");
+            let sent = h.sends();
+            if !sent.is_empty() {
+                break sent;
+            }
+        };
+        assert!(h.now - answered > Duration::from_secs(15), "backoff doubles: {:?}", h.now - answered);
+        assert_eq!(probe.len(), 1);
+        h.answer(probe[0], Outcome::Delivered);
+        h.tick();
+        let rest = h.sends();
+        assert_eq!(rest.len(), 5, "the contact exists: all its events go");
+        for seq in rest {
+            h.answer(seq, Outcome::Delivered);
+        }
+        let s = h.stats();
+        assert_eq!((s.delivered, s.waiting_for_contact, s.queued, s.failed), (6, 0, 0, 0), "{s:?}");
+        assert!(s.balanced(), "{s:?}");
+    }
+
+    #[test]
+    fn wait_mode_reports_events_whose_contact_never_appears_after_the_window() {
+        let mut h = Harness::new(contact_policy(UnknownContact::Wait), Box::new(Unlimited));
+        h.track(r#"{"event_name":"a","created_at":1,"email":"x@example.com"}"#, 1);
+        h.track(r#"{"event_name":"b","created_at":1,"email":"x@example.com"}"#, 2);
+        h.tick();
+        for seq in h.sends() {
+            h.answer(seq, not_found());
+        }
+        let start = h.now;
+        let mut probes = 0;
+        while h.now < start + Duration::from_secs(61) {
+            let Some(wake) = h.tick() else { break };
+            for seq in h.sends() {
+                probes += 1;
+                h.answer(seq, not_found());
+            }
+            if !h.out.iter().any(|a| matches!(a, Action::Report { .. })) {
+                h.now = wake.max(h.now);
+            } else {
+                break;
+            }
+        }
+        let reports = h.reports();
+        assert_eq!(reports, vec!["contact_not_found"; 2]);
+        assert!(h.now >= start + Duration::from_secs(60), "reported at the window, not before");
+        assert!((1..=4).contains(&probes), "{probes} probes in 60 s from a 10 s backoff");
+        let s = h.stats();
+        assert_eq!((s.failed_rejected, s.waiting_for_contact, s.queued), (2, 0, 0));
+        assert!(s.balanced(), "{s:?}");
+    }
+
+    #[test]
+    fn create_mode_creates_each_contact_once_and_a_conflict_counts_as_created() {
+        let mut h = Harness::new(contact_policy(UnknownContact::Create), Box::new(Unlimited));
+        for k in 0..6 {
+            let who = if k % 2 == 0 { r#""user_id":"u1""# } else { r#""user_id":"u2","email":"b@example.com""# };
+            h.track(&format!(r#"{{"event_name":"e{k}","created_at":1,{who}}}"#), k);
+        }
+        h.tick();
+        let sent = h.sends();
+        assert_eq!(sent.len(), 6);
+        // The first answers come back; the creations go out at once.
+        h.answer(sent[0], not_found());
+        h.answer(sent[1], not_found());
+        h.tick();
+        let mut made = creations(&mut h);
+        made.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(made.len(), 2, "one creation per contact");
+        assert_eq!(made[0].1, r#"{"role":"user","external_id":"u1"}"#);
+        assert_eq!(made[1].1, r#"{"role":"user","external_id":"u2","email":"b@example.com"}"#);
+        // More 404s of the burst join the groups: no more creations.
+        for seq in &sent[2..4] {
+            h.answer(*seq, not_found());
+        }
+        h.tick();
+        assert!(creations(&mut h).is_empty());
+        h.now += Duration::from_millis(1);
+        let created = Response { outcome: Outcome::Delivered, rate: None };
+        h.s.answered(Request::Contact(made[0].0), created.clone(), h.now, &mut h.out);
+        h.s.answered(Request::Contact(made[1].0), created, h.now, &mut h.out);
+        h.now += Duration::from_millis(1);
+        h.tick();
+        let released = h.sends();
+        assert_eq!(released.len(), 4, "the held events go once their contacts exist");
+        // 404s sent before the creation are sent again at once, not held.
+        for seq in &sent[4..] {
+            h.answer(*seq, not_found());
+        }
+        h.tick();
+        let again = h.sends();
+        assert_eq!(again.len(), 2);
+        assert!(creations(&mut h).is_empty(), "created once");
+        for seq in released.into_iter().chain(again) {
+            h.answer(seq, Outcome::Delivered);
+        }
+        let s = h.stats();
+        assert_eq!((s.delivered, s.failed, s.waiting_for_contact, s.queued), (6, 0, 0, 0), "{s:?}");
+        assert!(s.balanced(), "{s:?}");
+    }
+
+    #[test]
+    fn create_mode_waits_for_events_known_only_by_intercom_id_and_shutdown_reports_held_events() {
+        let mut h = Harness::new(contact_policy(UnknownContact::Create), Box::new(Unlimited));
+        h.track(r#"{"event_name":"a","created_at":1,"id":"65a1f3c2"}"#, 1);
+        h.tick();
+        let seq = h.sends()[0];
+        h.answer(seq, not_found());
+        h.tick();
+        assert!(creations(&mut h).is_empty(), "an Intercom id cannot be created");
+        assert_eq!(h.stats().waiting_for_contact, 1);
+        h.s.shutdown(h.now + Duration::from_secs(5));
+        h.tick();
+        assert!(h.s.finished(), "a shutdown does not wait for a contact to appear");
+        let reports = h.take(|a| if let Action::Report { error, .. } = a { Some(error.clone()) } else { None });
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].code(), "undelivered_at_shutdown");
+        assert!(reports[0].to_string().contains("waiting"), "{}", reports[0]);
+        let s = h.stats();
+        assert_eq!((s.dropped_shutdown, s.waiting_for_contact, s.queued), (1, 0, 0));
+        assert!(s.balanced(), "{s:?}");
     }
 }

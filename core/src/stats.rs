@@ -38,6 +38,8 @@ pub(crate) struct Counters {
     pub spool_corrupt: AtomicU64,
     /// Gauge: requests under way.
     pub in_flight: AtomicI64,
+    /// Gauge: queued events held because Intercom does not know their contact (part of `queued`).
+    pub waiting_for_contact: AtomicI64,
     /// Gauge: `track()` calls waiting for room under `overflow="block"`.
     pub blocked: AtomicI64,
     pub rate_limited: AtomicU64,
@@ -87,6 +89,7 @@ impl Counters {
             spool_bytes: g(&self.spool_bytes),
             spool_corrupt: g(&self.spool_corrupt),
             in_flight: gauge(&self.in_flight),
+            waiting_for_contact: gauge(&self.waiting_for_contact),
             blocked: gauge(&self.blocked),
             rate_limited: g(&self.rate_limited),
             rate_limit_wait_ms: g(&self.rate_limit_wait_us) / 1000,
@@ -130,7 +133,8 @@ pub struct Stats {
     /// Left in the spool at shutdown: not lost, the next tracker on the same
     /// `spool_dir` delivers them (and counts them as `recovered`).
     pub persisted: u64,
-    /// Waiting to be sent in memory (in the queue, the dispatcher or between retries).
+    /// Waiting to be sent in memory (in the queue, the dispatcher, between
+    /// retries, or held for an unknown contact: see `waiting_for_contact`).
     pub queued: u64,
     /// Waiting to be sent on disk only: beyond the spool's memory window.
     pub spooled: u64,
@@ -141,6 +145,9 @@ pub struct Stats {
     pub spool_corrupt: u64,
     /// HTTP requests under way.
     pub in_flight: u64,
+    /// Of `queued`: events held because Intercom does not know their contact
+    /// yet (`unknown_contact="wait"` or `"create"`).
+    pub waiting_for_contact: u64,
     /// `track()` calls waiting for room right now (`overflow="block"`).
     pub blocked: u64,
     /// 429 responses received.
@@ -156,7 +163,7 @@ pub struct Stats {
 impl Stats {
     /// The counters as (name, value) pairs, in a stable order, for bindings
     /// that turn them into a dict or object.
-    pub fn fields(&self) -> [(&'static str, u64); 24] {
+    pub fn fields(&self) -> [(&'static str, u64); 25] {
         [
             ("tracked", self.tracked),
             ("recovered", self.recovered),
@@ -177,6 +184,7 @@ impl Stats {
             ("spool_bytes", self.spool_bytes),
             ("spool_corrupt", self.spool_corrupt),
             ("in_flight", self.in_flight),
+            ("waiting_for_contact", self.waiting_for_contact),
             ("blocked", self.blocked),
             ("rate_limited", self.rate_limited),
             ("rate_limit_wait_ms", self.rate_limit_wait_ms),

@@ -27,6 +27,7 @@ const NOT_COVERED: &[&str] = &[
     "missing_access_token",
     "queue_full",
     "rejected",
+    "contact_not_found",
     "unauthorized",
     "retries_exhausted",
     "undelivered_at_shutdown",

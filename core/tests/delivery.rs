@@ -106,14 +106,14 @@ fn does_not_retry_400_and_reports_intercoms_code() {
 }
 
 #[test]
-fn does_not_retry_404_for_unknown_users() {
+fn does_not_retry_404_for_unknown_users_under_unknown_contact_report() {
     let emu = emulator_with(EmulatorConfig {
         tokens: vec![TOKEN.into()],
         require_known_users: true,
         known_user_ids: vec!["u-1".into()],
         ..Default::default()
     });
-    let (t, reports) = tracker(&emu, &[]);
+    let (t, reports) = tracker(&emu, &[("unknown_contact", OptionValue::Str("report".into()))]);
     t.track(ev(1)).unwrap();
     t.track(ev(2)).unwrap();
     assert!(t.flush(Duration::from_secs(10)));
@@ -122,6 +122,7 @@ fn does_not_retry_404_for_unknown_users() {
     let r = reports.lock().unwrap();
     assert_eq!(r.len(), 1);
     assert!(r[0].1.contains("404") && r[0].1.contains("not_found"), "{}", r[0].1);
+    assert_eq!(r[0].0, "contact_not_found");
     assert_eq!(r[0].2["user_id"], "u-2");
 }
 
@@ -438,11 +439,11 @@ fn missing_token_is_a_typed_error_and_the_env_var_is_a_fallback() {
 #[test]
 fn an_event_refused_with_404_can_be_tracked_again_once_the_contact_exists() {
     let emu = emulator_with(EmulatorConfig { tokens: vec![TOKEN.into()], require_known_users: true, ..Default::default() });
-    let (t, reports) = tracker(&emu, &[]);
+    let (t, reports) = tracker(&emu, &[("unknown_contact", OptionValue::Str("report".into()))]);
     let signup = || ev(1).created_at(1_700_000_000);
     t.track(signup()).unwrap();
     assert!(t.flush(Duration::from_secs(10)));
-    assert_eq!(codes(&reports), vec!["rejected"]);
+    assert_eq!(codes(&reports), vec!["contact_not_found"]);
     emu.add_contact(Some("u-1"), None).unwrap();
     t.track(signup()).unwrap();
     assert!(t.flush(Duration::from_secs(10)));

@@ -100,6 +100,9 @@ class Tracker:
         spool_dir: Optional[str] = None,
         spool_max_bytes: int = 1073741824,
         spool_sync_interval: float = 0.1,
+        unknown_contact: str = "wait",
+        unknown_contact_wait: float = 900.0,
+        unknown_contact_backoff: float = 10.0,
         memory: bool = False,
         drop_timeout: float = 2.0,
         user_agent_suffix: str = ...,
@@ -128,6 +131,9 @@ class Tracker:
         - ``spool_dir``: directory of the disk spool that keeps events until delivered, across crashes and restarts (off when unset)
         - ``spool_max_bytes``: size cap of the spool in bytes; past it new events are dropped (counted, reported)
         - ``spool_sync_interval``: seconds between syncs of the spool to disk (0: every write); what a power loss can lose
+        - ``unknown_contact``: an event whose contact Intercom does not know (404): report, wait (hold and retry) or create (the contact)
+        - ``unknown_contact_wait``: seconds an event of an unknown contact is held before it is reported
+        - ``unknown_contact_backoff``: seconds before a held contact is tried again (doubles per try)
         - ``memory``: record events instead of sending them (tests)
         - ``drop_timeout``: seconds a dropped tracker (and interpreter exit) waits for delivery
         - ``user_agent_suffix``: appended to the User-Agent (bindings put their language here) (default here: python/X.Y)

@@ -68,7 +68,7 @@ class ConfigError(TrackError, ValueError):
 class DeliveryError(TrackError):
     """An event could not be delivered. Never raised: passed to ``on_error``
     and logged to the ``trackcore`` logger. Codes: ``queue_full``,
-    ``rejected``, ``retries_exhausted``, ``undelivered_at_shutdown``; and two
+    ``rejected``, ``contact_not_found``, ``retries_exhausted``, ``undelivered_at_shutdown``; and two
     notices about an event that is kept and retried: ``unauthorized`` (delivery
     paused on a refused token) and ``delivery_stalled`` (attempts keep failing)."""
 

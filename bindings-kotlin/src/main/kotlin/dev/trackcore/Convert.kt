@@ -73,6 +73,7 @@ internal object Convert {
             is Region -> FfiOptionValue.Text(v.option)
             is Overflow -> FfiOptionValue.Text(v.option)
             is RateLimiter -> FfiOptionValue.Text(v.option)
+            is UnknownContact -> FfiOptionValue.Text(v.option)
             is Boolean -> FfiOptionValue.Flag(v)
             is Int -> FfiOptionValue.Integer(v.toLong())
             is Long -> FfiOptionValue.Integer(v)

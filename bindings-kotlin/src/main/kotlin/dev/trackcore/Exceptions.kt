@@ -42,7 +42,7 @@ class ConfigException(message: String, code: String, field: String?) : TrackExce
 
 /**
  * An event could not be delivered. Never thrown: passed to the [ErrorListener]
- * and logged. Codes: `queue_full`, `rejected`, `retries_exhausted`,
+ * and logged. Codes: `queue_full`, `rejected`, `contact_not_found`, `retries_exhausted`,
  * `undelivered_at_shutdown`; and two notices about an event that is kept and
  * retried: `unauthorized` (delivery paused on a refused token) and
  * `delivery_stalled` (attempts keep failing).

@@ -42,6 +42,8 @@ data class Stats(
     val spoolCorrupt: Long,
     /** HTTP requests under way. */
     val inFlight: Long,
+    /** Of [queued]: events held because Intercom does not know their contact yet (`unknownContact`). */
+    val waitingForContact: Long,
     /** `track()` calls waiting for room now (`Overflow.BLOCK`). */
     val blocked: Long,
     /** 429 responses received. */
@@ -66,7 +68,7 @@ data class Stats(
                 g("tracked"), g("recovered"), g("delivered"), g("retried"), g("failed"), g("failed_rejected"),
                 g("failed_retries_exhausted"), g("dropped"), g("dropped_queue_full"), g("dropped_oldest"),
                 g("dropped_shutdown"), g("dropped_spool"), g("deduplicated"), g("persisted"), g("queued"),
-                g("spooled"), g("spool_bytes"), g("spool_corrupt"), g("in_flight"), g("blocked"),
+                g("spooled"), g("spool_bytes"), g("spool_corrupt"), g("in_flight"), g("waiting_for_contact"), g("blocked"),
                 g("rate_limited"), g("rate_limit_wait_ms"), g("auth_paused") != 0L, g("reports_dropped"),
             )
         }

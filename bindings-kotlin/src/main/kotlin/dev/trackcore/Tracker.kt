@@ -53,6 +53,9 @@ class Tracker(
     spoolDir: java.nio.file.Path? = null,
     spoolMaxBytes: Long? = null,
     spoolSyncInterval: Duration? = null,
+    unknownContact: UnknownContact? = null,
+    unknownContactWait: Duration? = null,
+    unknownContactBackoff: Duration? = null,
     memory: Boolean? = null,
     dropTimeout: Duration? = null,
     userAgentSuffix: String? = null,
@@ -110,6 +113,9 @@ class Tracker(
         opt("spool_dir", spoolDir)
         opt("spool_max_bytes", spoolMaxBytes)
         opt("spool_sync_interval", spoolSyncInterval)
+        opt("unknown_contact", unknownContact)
+        opt("unknown_contact_wait", unknownContactWait)
+        opt("unknown_contact_backoff", unknownContactBackoff)
         opt("memory", memory)
         opt("drop_timeout", dropTimeout)
         opt("user_agent_suffix", userAgentSuffix)
@@ -273,6 +279,9 @@ class Tracker(
         private var spoolDir: java.nio.file.Path? = null
         private var spoolMaxBytes: Long? = null
         private var spoolSyncInterval: Duration? = null
+        private var unknownContact: UnknownContact? = null
+        private var unknownContactWait: Duration? = null
+        private var unknownContactBackoff: Duration? = null
         private var memory: Boolean? = null
         private var dropTimeout: Duration? = null
         private var userAgentSuffix: String? = null
@@ -302,6 +311,9 @@ class Tracker(
         fun spoolDir(v: java.nio.file.Path?) = apply { spoolDir = v }
         fun spoolMaxBytes(v: Long) = apply { spoolMaxBytes = v }
         fun spoolSyncInterval(v: Duration?) = apply { spoolSyncInterval = v }
+        fun unknownContact(v: UnknownContact?) = apply { unknownContact = v }
+        fun unknownContactWait(v: Duration?) = apply { unknownContactWait = v }
+        fun unknownContactBackoff(v: Duration?) = apply { unknownContactBackoff = v }
         fun memory(v: Boolean) = apply { memory = v }
         fun dropTimeout(v: Duration?) = apply { dropTimeout = v }
         fun userAgentSuffix(v: String?) = apply { userAgentSuffix = v }
@@ -314,7 +326,7 @@ class Tracker(
             accessToken, region, baseUrl, apiVersion, queueCapacity, overflow, blockTimeout, maxInFlight,
             rateLimitPerMinute, rateLimiter, requestTimeout, maxRetries, retryDeadline, backoffBase, backoffMax,
             authProbeInterval, maxEventNames, allowedEventNames, dedupe, spoolDir, spoolMaxBytes, spoolSyncInterval,
-            memory, dropTimeout, userAgentSuffix,
+            unknownContact, unknownContactWait, unknownContactBackoff, memory, dropTimeout, userAgentSuffix,
             onError, flushAtExit, exitTimeout,
         )
     }

@@ -32,6 +32,18 @@ enum class Overflow(internal val option: String) {
     BLOCK("block"),
 }
 
+/** What happens to an event whose contact Intercom does not know, 404 "User Not Found" (option `unknown_contact`). */
+enum class UnknownContact(internal val option: String) {
+    /** Report it at once (`contact_not_found`); never retried. */
+    REPORT("report"),
+
+    /** Hold it and retry its contact with backoff for `unknownContactWait`, then report it. */
+    WAIT("wait"),
+
+    /** Create the contact (`POST /contacts`) once, then send its events; an Intercom `id` alone waits. */
+    CREATE("create"),
+}
+
 /** Where delivery permits come from (option `rate_limiter`). */
 enum class RateLimiter(internal val option: String) {
     /** This process paces itself to `rateLimitPerMinute`. */

@@ -2,6 +2,7 @@ package dev.trackcore
 
 import java.io.File
 import java.math.BigInteger
+import java.time.Duration
 import java.time.Instant
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.DynamicTest
@@ -50,12 +51,22 @@ class ConformanceTest {
     private fun tracker(options: Map<String, Any?>): Tracker {
         var maxEventNames: Int? = null
         var allowed: List<String>? = null
+        var unknownContact: UnknownContact? = null
+        var unknownContactWait: Duration? = null
+        var unknownContactBackoff: Duration? = null
+        fun secs(v: Any?) = Duration.ofNanos(((v as Number).toDouble() * 1e9).toLong())
         for ((k, v) in options) when (k) {
             "max_event_names" -> maxEventNames = (v as Number).toInt()
             "allowed_event_names" -> allowed = v as List<String>?
+            "unknown_contact" -> unknownContact = UnknownContact.valueOf((v as String).uppercase())
+            "unknown_contact_wait" -> unknownContactWait = secs(v)
+            "unknown_contact_backoff" -> unknownContactBackoff = secs(v)
             else -> fail("the Kotlin conformance harness does not know option $k yet")
         }
-        return Tracker(memory = true, maxEventNames = maxEventNames, allowedEventNames = allowed, flushAtExit = false)
+        return Tracker(
+            memory = true, maxEventNames = maxEventNames, allowedEventNames = allowed, unknownContact = unknownContact,
+            unknownContactWait = unknownContactWait, unknownContactBackoff = unknownContactBackoff, flushAtExit = false,
+        )
     }
 
     @Suppress("UNCHECKED_CAST")

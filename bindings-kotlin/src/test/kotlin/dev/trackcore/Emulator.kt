@@ -68,6 +68,10 @@ class Emulator(vararg args: String) : AutoCloseable {
     @Suppress("UNCHECKED_CAST")
     fun stats(): Map<String, Any?> = ok("GET", "/__emulator/stats") as Map<String, Any?>
 
+    /** Every contact the emulator knows (`external_id`, `email`, `id`, ...). */
+    @Suppress("UNCHECKED_CAST")
+    fun contacts(): List<Map<String, Any?>> = ok("GET", "/__emulator/contacts") as List<Map<String, Any?>>
+
     /** Answer the next POST /events with these responses, in order. */
     fun script(vararg responses: Map<String, Any?>) {
         ok("POST", "/__emulator/script", responses.toList())
