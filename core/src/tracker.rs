@@ -278,6 +278,19 @@ impl Tracker {
         self.own_runtime().is_none_or(|rt| on_reporter_thread() || rt.reporter.wait_idle(deadline))
     }
 
+    /// Wait until every event `track()` accepted before this call is kept as
+    /// durably as the configured event store keeps events, or until `timeout`
+    /// passes; `true` when it is. A webhook receiver calls this before it
+    /// acknowledges, so the sender's own retries cover a crash.
+    ///
+    /// With the in-memory store (today's only one) an accepted event is as
+    /// durable as it will be once `track()` returns, so this returns `true` at
+    /// once. It is the seam where a disk store waits for its write.
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let _ = timeout; // nothing to wait for until a disk store lands
+        true
+    }
+
     /// A snapshot of the counters. Cheap; never blocks.
     pub fn stats(&self) -> Stats {
         match self.own_runtime() {
