@@ -243,6 +243,16 @@ fn serve(path: PathBuf, args: &BridgeArgs) -> i32 {
             }
         };
         let addr = listener.local_addr().map_or(listen.clone(), |a| a.to_string());
+        // Handlers first, then the line a supervisor waits for: a SIGHUP or
+        // SIGTERM sent as soon as it reads that line must not kill the process.
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut hup, mut term) = match (signal(SignalKind::hangup()), signal(SignalKind::terminate())) {
+            (Ok(h), Ok(t)) => (h, t),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("trackcore: cannot install signal handlers: {e}");
+                return exit::FAILED;
+            }
+        };
         {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -251,7 +261,6 @@ fn serve(path: PathBuf, args: &BridgeArgs) -> i32 {
         }
         let reloader = app.clone();
         tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
             while hup.recv().await.is_some() {
                 reloader.reload();
             }
@@ -261,16 +270,8 @@ fn serve(path: PathBuf, args: &BridgeArgs) -> i32 {
             .route("/metrics", get(metrics))
             .fallback(webhook)
             .with_state(app);
-        let stop = async {
-            let term = async {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending().await,
-                }
-            };
-            tokio::select! { _ = term => {}, _ = tokio::signal::ctrl_c() => {} }
+        let stop = async move {
+            tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
             eprintln!("trackcore bridge: stopping; answering what is in flight");
         };
         match axum::serve(listener, router).with_graceful_shutdown(stop).await {

@@ -169,6 +169,31 @@ pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, serde_jso
     (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
 }
 
+/// POST with `Transfer-Encoding: chunked` (no length up front) over a raw
+/// socket; the answer's status.
+pub fn post_chunked(base: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    let mut req = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut wire = req.into_bytes();
+    for chunk in body.chunks(1000) {
+        wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        wire.extend_from_slice(chunk);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer and close before reading everything.
+    let _ = s.write_all(&wire);
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
 pub fn get(url: &str) -> (u16, String) {
     let mut resp = agent().get(url).call().expect("bridge answers");
     (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap_or_default())
