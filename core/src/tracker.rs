@@ -286,6 +286,17 @@ impl Tracker {
     /// With the in-memory store (today's only one) an accepted event is as
     /// durable as it will be once `track()` returns, so this returns `true` at
     /// once. It is the seam where a disk store waits for its write.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trackcore::{Config, Event, Tracker};
+    /// let mut config = Config::default();
+    /// config.memory = true;
+    /// let tracker = Tracker::new(config)?;
+    /// tracker.track(Event::new("webhook-received").user_id("u-1"))?;
+    /// assert!(tracker.sync(Duration::from_secs(1))); // then acknowledge the webhook
+    /// # Ok::<(), trackcore::Error>(())
+    /// ```
     pub fn sync(&self, timeout: Duration) -> bool {
         let _ = timeout; // nothing to wait for until a disk store lands
         true
