@@ -331,8 +331,12 @@ async fn webhook(State(app): State<Arc<App>>, method: Method, uri: Uri, headers:
     if declared.is_some_and(|n| n > max as u64) {
         return app.refuse("too_large", StatusCode::PAYLOAD_TOO_LARGE, too_large());
     }
-    let Ok(bytes) = to_bytes(body, max).await else {
-        return app.refuse("too_large", StatusCode::PAYLOAD_TOO_LARGE, too_large());
+    let bytes = match to_bytes(body, max).await {
+        Ok(b) => b,
+        Err(e) if is_length_limit(&e) => return app.refuse("too_large", StatusCode::PAYLOAD_TOO_LARGE, too_large()),
+        Err(e) => {
+            return app.refuse("malformed", StatusCode::BAD_REQUEST, json!({"error": "unreadable_body", "message": e.to_string()}))
+        }
     };
     let now = now();
     if let Err(why) = verify(route, &headers, &bytes, now) {
@@ -386,6 +390,19 @@ async fn webhook(State(app): State<Arc<App>>, method: Method, uri: Uri, headers:
     }
     app.metrics.matched.fetch_add(1, Relaxed);
     json_response(StatusCode::OK, json!({"matched": true, "events": names.len(), "rules": names}))
+}
+
+/// Whether reading a body failed on the size cap (anything else is the
+/// sender's connection or framing).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn verify(route: &Route, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), signature::Refused> {

@@ -57,8 +57,7 @@ pub fn option_from_text(v: &str) -> OptionValue {
 /// then the flags, which win. Every option goes through `Config::set`, so
 /// names, types and ranges are the core's.
 pub fn config(c: &Connect, base: &[(String, OptionValue)], with_token: bool) -> Result<Config, String> {
-    let mut config = Config::default();
-    config.user_agent_suffix = format!("cli/{}", env!("CARGO_PKG_VERSION"));
+    let mut config = Config { user_agent_suffix: format!("cli/{}", env!("CARGO_PKG_VERSION")), ..Config::default() };
     let set = |config: &mut Config, name: &str, v: OptionValue| config.set(name, v).map_err(|e| format!("{e}"));
     for (name, v) in base {
         set(&mut config, name, v.clone())?;
