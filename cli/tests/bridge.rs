@@ -315,5 +315,9 @@ fn the_example_bridge_serves_its_signed_samples_into_intercom() {
     names.sort();
     assert_eq!(names, ["express-order", "order-shipped", "payment-failed", "started-conversation"]);
     assert_eq!(b.metric("trackcore_bridge_webhooks_matched_total"), 3);
+    assert_eq!(b.metric("trackcore_bridge_webhooks_received_total"), 3);
+    assert_eq!(b.metric("trackcore_bridge_events_tracked_total"), 4);
+    let (_, metrics) = get(&format!("{}/metrics", b.url));
+    assert!(!metrics.contains(TOKEN) && !metrics.contains(STRIPE_SECRET));
     assert_eq!(b.stop().0, 0);
 }
