@@ -231,6 +231,17 @@ impl Tracker {
     /// `true` once it is. Without a spool there is no disk to reach: `true`
     /// once the events reached the dispatcher. A webhook receiver acknowledges
     /// its sender after this, so the sender's own retries cover a crash.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trackcore::{Config, Event, Tracker};
+    /// let mut config = Config::default();
+    /// config.memory = true;
+    /// let tracker = Tracker::new(config)?;
+    /// tracker.track(Event::new("webhook-received").user_id("u-1"))?;
+    /// assert!(tracker.sync(Duration::from_secs(1))); // then acknowledge the webhook
+    /// # Ok::<(), trackcore::Error>(())
+    /// ```
     pub fn sync(&self, timeout: Duration) -> bool {
         let deadline = crate::later(Instant::now(), timeout);
         if on_reporter_thread() {
