@@ -569,6 +569,116 @@ impl SpoolStore {
     }
 }
 
+/// The segment ids in a slot directory, oldest first.
+fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut ids: Vec<u64> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            u64::from_str_radix(name.strip_prefix("seg-")?.strip_suffix(".log")?, 16).ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+impl SpoolStore {
+    /// Take over what other slots left whose owner is gone (a fleet restarted
+    /// with fewer workers than before): their unsettled events are copied into
+    /// this slot's log (renumbered after its own, in their order), synced, and
+    /// only then deleted there. A crash in between sends some twice, which
+    /// Intercom's de-duplication absorbs. A slot whose lock is held is live
+    /// and left alone.
+    fn adopt_orphans(&mut self) {
+        let Some(root) = self.dir.parent().map(Path::to_path_buf) else { return };
+        let Ok(entries) = fs::read_dir(&root) else { return };
+        let mut slots: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p != &self.dir
+                    && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() > 1 && n.starts_with('w') && n[1..].bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect();
+        slots.sort();
+        for slot in slots {
+            let Ok(ids) = segment_ids(&slot) else { continue };
+            if ids.is_empty() {
+                continue;
+            }
+            let Ok(Some(_lock)) = SlotLock::take(&slot.join("lock")) else { continue };
+            // Which of its events settled (settles may come in later segments).
+            let mut settled = HashSet::new();
+            let mut corrupt = 0u64;
+            for id in &ids {
+                if let Ok(bytes) = fs::read(segment_path(&slot, *id)) {
+                    let end = scan(&bytes, true, |kind, _, payload, _| {
+                        if kind == KIND_SETTLE {
+                            for c in payload.chunks_exact(8) {
+                                settled.insert(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+                            }
+                        }
+                    });
+                    corrupt += u64::from(end.corrupt + u32::from(end.torn));
+                }
+            }
+            let first = self.next_seq;
+            let mut failed = false;
+            for id in &ids {
+                let Ok(bytes) = fs::read(segment_path(&slot, *id)) else { continue };
+                let mut pending = Vec::new();
+                scan(&bytes, true, |kind, seq, payload, _| {
+                    if kind == KIND_EVENT && !settled.contains(&seq) {
+                        pending.push(payload.to_vec());
+                    }
+                });
+                for body in pending {
+                    if let Err(e) = self.write_record(KIND_EVENT, self.next_seq, &body) {
+                        self.note_failure("adopting another slot's events", &e);
+                        failed = true;
+                        break;
+                    }
+                    self.next_seq += 1;
+                }
+                if failed {
+                    break;
+                }
+            }
+            let adopted = self.next_seq - first;
+            let synced = self.write_out().and_then(|()| self.writer.as_ref().map_or(Ok(()), |w| w.get_ref().sync_data()));
+            if failed || synced.is_err() {
+                // The copies may be incomplete: keep the other slot's files
+                // (its events are sent twice at worst, never lost).
+                if let Err(e) = synced {
+                    self.note_failure("syncing adopted events", &e);
+                }
+            } else {
+                for id in &ids {
+                    let _ = fs::remove_file(segment_path(&slot, *id));
+                }
+            }
+            if adopted > 0 {
+                if self.cold == 0 {
+                    let seg = self.segments.iter().find(|s| s.first_seq <= first && s.live > 0).or(self.segments.back()).map_or(0, |s| s.id);
+                    self.cursor = Some(Cursor { seg, offset: 0, buf: Vec::new(), skipping: false });
+                    self.cold_floor = first;
+                }
+                self.cold += adopted;
+                Counters::add(&self.counters.recovered, adopted);
+                Counters::gauge(&self.counters.spooled, adopted as i64);
+                self.pending_logs.push((
+                    log::Level::Info,
+                    format!("took over {adopted} undelivered events from {}, whose tracker is gone", slot.display()),
+                ));
+            }
+            if corrupt > 0 {
+                Counters::add(&self.counters.spool_corrupt, corrupt);
+            }
+            self.counters.spool_bytes.store(self.total_bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 impl Drop for SpoolStore {
     /// The slot is free for the next tracker as soon as this one has stopped
     /// (the tracker object may live on, closed).
@@ -703,20 +813,13 @@ impl EventStore for SpoolStore {
     }
 
     fn recover(&mut self) {
-        let mut ids: Vec<u64> = match fs::read_dir(&self.dir) {
-            Ok(rd) => rd
-                .filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let name = e.file_name().into_string().ok()?;
-                    u64::from_str_radix(name.strip_prefix("seg-")?.strip_suffix(".log")?, 16).ok()
-                })
-                .collect(),
+        let ids = match segment_ids(&self.dir) {
+            Ok(ids) => ids,
             Err(e) => {
                 self.note_failure("listing the slot", &e);
                 return;
             }
         };
-        ids.sort_unstable();
         // First pass: which events each segment holds and which settled.
         struct Seen {
             id: u64,
@@ -812,6 +915,7 @@ impl EventStore for SpoolStore {
         }
         // New events go to a new segment: old ones are never appended to.
         self.writer = None;
+        self.adopt_orphans();
         self.collect_garbage();
     }
 
@@ -1070,6 +1174,39 @@ mod tests {
             "a slot is free again once its store is gone"
         );
         drop((b, c));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_slot_whose_tracker_is_gone_is_taken_over_by_the_next_one() {
+        let root = temp_root("adopt");
+        {
+            let (mut a, ca) = open(&root, 100);
+            let (mut b, cb) = open(&root, 100);
+            for i in 0..3 {
+                append(&mut a, &ca, i);
+            }
+            for i in 10..13 {
+                append(&mut b, &cb, i);
+            }
+            b.settle(1);
+            a.commit(Instant::now(), true).unwrap();
+            b.commit(Instant::now(), true).unwrap();
+            // A third, live slot is left alone.
+            let (mut live, cl) = open(&root, 100);
+            append(&mut live, &cl, 99);
+            live.commit(Instant::now(), true).unwrap();
+            drop((a, b));
+            let (mut c, cc) = open(&root, 100);
+            assert_eq!(c.dir, root.join("w0"));
+            assert_eq!(cc.recovered.load(Relaxed), 5, "3 of its own slot, 2 adopted from w1");
+            let back = drain(&mut c);
+            let bodies: Vec<Vec<u8>> = back.iter().map(|q| c.get(*q).unwrap().to_vec()).collect();
+            assert_eq!(bodies, vec![body(0), body(1), body(2), body(10), body(12)]);
+            assert!(segment_ids(&root.join("w1")).unwrap().is_empty(), "the adopted slot's files are gone");
+            assert_eq!(segment_ids(&root.join("w2")).unwrap().len(), 1, "a live slot is never touched");
+            drop(live);
+        }
         fs::remove_dir_all(&root).unwrap();
     }
 
