@@ -34,6 +34,7 @@ mod config;
 mod emulator;
 mod errors;
 mod gate;
+mod inspect;
 mod ratelimit;
 mod script;
 mod server;
@@ -44,6 +45,7 @@ pub use config::{ConfigUpdate, EmulatorConfig, DEFAULT_MAX_EVENT_NAMES, DEFAULT_
 pub use emulator::Emulator;
 pub use errors::ApiError;
 pub use gate::GateStatus;
+pub use inspect::{MAX_BODY_CHARS, MAX_RECORDS};
 pub use ratelimit::{window_allowance, WindowCount, WINDOW_SECS};
 pub use script::ScriptedResponse;
 pub use state::{Contact, Stats, StoredEvent, WindowStats};
