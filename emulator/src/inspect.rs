@@ -184,9 +184,23 @@ pub(crate) fn error_of(body: Option<&str>) -> (Option<String>, Option<String>) {
 pub(crate) struct Records {
     list: VecDeque<RequestRecord>,
     next_seq: u64,
+    /// Resets so far: a page that sees it change starts over.
+    generation: u64,
 }
 
 impl Records {
+    /// Empty records after a reset: sequence numbers keep growing (so a
+    /// long poll waiting for `seq > n` still sees new requests) and the
+    /// generation moves on.
+    pub fn after_reset(&self) -> Records {
+        Records { list: VecDeque::new(), next_seq: self.next_seq, generation: self.generation + 1 }
+    }
+
+    /// Resets since start.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Appends a record, giving it the next sequence number (from 1).
     pub fn push(&mut self, mut r: RequestRecord) -> &RequestRecord {
         self.next_seq += 1;

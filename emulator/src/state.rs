@@ -402,9 +402,11 @@ impl State {
         self.set_hold(false, now);
         let changes = std::mem::replace(&mut self.changes, watch::Sender::new(0));
         let log = self.log.take();
+        let records = self.records.after_reset();
         *self = State::new(self.initial.clone());
         self.changes = changes;
         self.log = log;
+        self.records = records;
         self.changed();
     }
 
@@ -662,6 +664,7 @@ impl State {
             "requests": page.iter().map(|r| r.to_json(&self.events)).collect::<Vec<_>>(),
             "total": total,
             "latest_seq": self.records.latest_seq(),
+            "generation": self.records.generation(),
         })
     }
 
