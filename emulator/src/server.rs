@@ -299,7 +299,7 @@ async fn record_api(AxState(s): AxState<Shared>, req: Request<Body>, next: Next)
         let q: HashMap<String, String> = parts
             .uri
             .query()
-            .and_then(|q| serde_urlencoded_pairs(q))
+            .and_then(query_pairs)
             .unwrap_or_default();
         let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
         Subject { event_name: None, user_id: get("user_id"), email: get("email"), id: get("intercom_user_id") }
@@ -335,7 +335,7 @@ async fn record_api(AxState(s): AxState<Shared>, req: Request<Body>, next: Next)
 }
 
 /// Splits a query string into decoded pairs (the last value of a key wins).
-fn serde_urlencoded_pairs(q: &str) -> Option<HashMap<String, String>> {
+fn query_pairs(q: &str) -> Option<HashMap<String, String>> {
     Query::<HashMap<String, String>>::try_from_uri(&format!("/?{q}").parse().ok()?).ok().map(|Query(m)| m)
 }
 
