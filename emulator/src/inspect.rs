@@ -225,6 +225,18 @@ impl Records {
     /// A page, newest first: records matching `f` with `after < seq < before`,
     /// at most `f.limit`; and how many records match `f` in all.
     pub fn page(&self, f: &RequestFilter) -> (Vec<&RequestRecord>, usize) {
+        if f.contact.is_none() && f.event_name.is_none() && f.status.is_none() {
+            // Unfiltered (the page's usual view): no need to visit every record.
+            let page = self
+                .list
+                .iter()
+                .rev()
+                .skip_while(|r| f.before.is_some_and(|b| r.seq >= b))
+                .take_while(|r| r.seq > f.after)
+                .take(f.limit)
+                .collect();
+            return (page, self.list.len());
+        }
         let mut page = Vec::new();
         let mut total = 0;
         for r in self.list.iter().rev() {
