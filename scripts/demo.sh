@@ -74,4 +74,6 @@ if [ "$keep_open" = 1 ]; then
     trap 'kill $tail_pid $emu_pid 2>/dev/null || true; rm -rf "$work"' EXIT
     trap 'exit 0' INT TERM
     wait "$emu_pid" || true
+else
+    echo "    (the emulator stops with this script; scripts/demo.sh --keep-open leaves it running)"
 fi
