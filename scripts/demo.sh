@@ -3,11 +3,21 @@
 # language trackcore has (Rust, Python, Node, Kotlin), and print what the emulator received.
 # Sets up what it needs (release builds, the Python venv) on a fresh machine.
 # Exits non-zero if any step fails or the emulator received fewer events than
-# the demos tracked (CI runs it after the test suites).
+# the demos tracked (CI runs it after the test suites). Ends by printing the URL
+# of the emulator's inspector page; with --keep-open it leaves the emulator (and
+# the page) running, with its request log on screen, until Ctrl-C.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 token="demo-token"
+keep_open=0
+for arg in "$@"; do
+    case "$arg" in
+        --keep-open) keep_open=1 ;;
+        -h|--help) echo "usage: scripts/demo.sh [--keep-open]"; exit 0 ;;
+        *) echo "demo: unknown argument $arg (usage: scripts/demo.sh [--keep-open])" >&2; exit 2 ;;
+    esac
+done
 
 echo "==> building the emulator and the Rust demo"
 # Two commands: naming an example narrows a build to it, so one command with
@@ -54,3 +64,16 @@ if tracked == 0 or stats["stored"] < tracked:
     sys.exit(f"demo: the demos tracked {tracked} events but the emulator stored {stats['stored']}")
 print(f"demo: all {tracked} tracked events reached the emulator")
 PY
+
+echo "==> inspector: $base_url/  (every request the demos sent, live; token: $token)"
+if [ "$keep_open" = 1 ]; then
+    echo "    the emulator stays up for you to try events against; Ctrl-C stops it. Its request log:"
+    # The log's first two lines are the address lines printed above.
+    tail -n +3 -f "$work/emulator.log" &
+    tail_pid=$!
+    trap 'kill $tail_pid $emu_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+    trap 'exit 0' INT TERM
+    wait "$emu_pid" || true
+else
+    echo "    (the emulator stops with this script; scripts/demo.sh --keep-open leaves it running)"
+fi

@@ -15,7 +15,9 @@ start_emulator() {
     emu_pid=$!
     emu_url=""
     for _ in $(seq 1 200); do
-        emu_url="$(sed -nE 's/.*listening on (http:\/\/127\.0\.0\.1:[0-9]+).*/\1/p' "$work/emulator.log" | head -n1)"
+        # The log may not exist yet (the background shell has not opened it):
+        # under `set -e -o pipefail` a failing sed would end the caller's script.
+        emu_url="$(sed -nE 's/.*listening on (http:\/\/127\.0\.0\.1:[0-9]+).*/\1/p' "$work/emulator.log" 2>/dev/null | head -n1 || true)"
         [ -n "$emu_url" ] && return 0
         kill -0 "$emu_pid" 2>/dev/null || break
         sleep 0.05

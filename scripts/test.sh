@@ -2,7 +2,7 @@
 # Runs every test suite the project has: Rust (core, emulator, conformance,
 # delivery against the emulator), Python (the binding, its conformance run,
 # delivery, fork/exit and the Django example), Node (the binding and the Express
-# example), then the demo. Installs what it needs.
+# example), the emulator's inspector page in a browser, then the demo. Installs what it needs.
 # Each runner prints its own summary; the exit code is non-zero if any suite failed.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -17,6 +17,9 @@ bash bindings-python/run-tests.sh || failed+=("python")
 
 echo "==> Node: node --test (binding, conformance, delivery, exit, worker threads, packed tarball, Express example)"
 bash bindings-node/run-tests.sh || failed+=("node")
+
+echo "==> Emulator inspector: the page in headless chromium, events through the Node binding"
+bash emulator/browser-test/run.sh || failed+=("inspector")
 
 echo "==> Kotlin/JVM: mvn install (binding, conformance, emulator, exit hook) and the Gradle consumer"
 bash bindings-kotlin/run-tests.sh || failed+=("kotlin")

@@ -14,12 +14,16 @@ pub const DEFAULT_MAX_EVENT_NAMES: usize = 120;
 /// All fields except `port` and `seed` can later be changed at run time
 /// (see [`crate::Emulator::update_config`] and `POST /__emulator/config`);
 /// `reset` restores the values given at start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The tokens are never serialized (so `GET /__emulator/config` cannot hand
+/// them out) and never shown by `Debug`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EmulatorConfig {
     /// Port on 127.0.0.1; `0` (the library default) picks a free port.
     pub port: u16,
     /// Accepted bearer tokens. Default: `["test-token"]`. An empty list rejects every request.
+    #[serde(skip_serializing)]
     pub tokens: Vec<String>,
     /// Calls per minute, enforced in 10-second windows of `ceil(n / 6)` calls.
     /// `0` disables rate limiting (and the `X-RateLimit-*` headers).
@@ -44,6 +48,29 @@ pub struct EmulatorConfig {
     pub drop_rate: f64,
     /// Seed of the fault-injection random generator (reproducible runs); `None` = random.
     pub seed: Option<u64>,
+    /// Print one line per Intercom API request on stdout (the binary's default;
+    /// off in the library and with `--quiet`). Set at start only.
+    pub log_requests: bool,
+}
+
+impl std::fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("port", &self.port)
+            .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("max_event_names", &self.max_event_names)
+            .field("require_known_users", &self.require_known_users)
+            .field("known_user_ids", &self.known_user_ids)
+            .field("known_emails", &self.known_emails)
+            .field("latency_ms", &self.latency_ms)
+            .field("latency_jitter_ms", &self.latency_jitter_ms)
+            .field("error_rate", &self.error_rate)
+            .field("drop_rate", &self.drop_rate)
+            .field("seed", &self.seed)
+            .field("log_requests", &self.log_requests)
+            .finish()
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -61,6 +88,7 @@ impl Default for EmulatorConfig {
             error_rate: 0.0,
             drop_rate: 0.0,
             seed: None,
+            log_requests: false,
         }
     }
 }
@@ -68,10 +96,12 @@ impl Default for EmulatorConfig {
 /// A partial change of the runtime configuration: `None` leaves a field as it is.
 ///
 /// This is the body of `POST /__emulator/config`, e.g. `{"latency_ms": 50}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Like [`EmulatorConfig`], it never serializes or shows its tokens.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConfigUpdate {
     /// See [`EmulatorConfig::tokens`].
+    #[serde(skip_serializing)]
     pub tokens: Option<Vec<String>>,
     /// See [`EmulatorConfig::rate_limit_per_minute`].
     pub rate_limit_per_minute: Option<u32>,
@@ -87,6 +117,21 @@ pub struct ConfigUpdate {
     pub error_rate: Option<f64>,
     /// See [`EmulatorConfig::drop_rate`].
     pub drop_rate: Option<f64>,
+}
+
+impl std::fmt::Debug for ConfigUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigUpdate")
+            .field("tokens", &self.tokens.as_ref().map(|t| format!("[{} redacted]", t.len())))
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("max_event_names", &self.max_event_names)
+            .field("require_known_users", &self.require_known_users)
+            .field("latency_ms", &self.latency_ms)
+            .field("latency_jitter_ms", &self.latency_jitter_ms)
+            .field("error_rate", &self.error_rate)
+            .field("drop_rate", &self.drop_rate)
+            .finish()
+    }
 }
 
 impl ConfigUpdate {

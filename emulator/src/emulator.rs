@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use crate::config::{ConfigUpdate, EmulatorConfig};
 use crate::errors::ApiError;
 use crate::gate::GateStatus;
+use crate::inspect::RequestLog;
 use crate::script::ScriptedResponse;
 use crate::server::{self, lock, Shared};
 use crate::state::{Contact, State, Stats, StoredEvent};
@@ -59,7 +60,10 @@ impl Emulator {
             let _guard = runtime.enter();
             tokio::net::TcpListener::from_std(std_listener)?
         };
-        let shared: Shared = Arc::new(Mutex::new(State::new(config)));
+        let log = if config.log_requests { RequestLog::to_stdout() } else { None };
+        let mut state = State::new(config);
+        state.set_log(log);
+        let shared: Shared = Arc::new(Mutex::new(state));
         let (shutdown, rx) = watch::channel(false);
         runtime.spawn(server::serve(listener, server::router(shared.clone()), rx));
         Ok(Emulator { addr, shared, shutdown, runtime: Some(runtime) })

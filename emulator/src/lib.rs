@@ -7,7 +7,10 @@
 //! the 10-metadata-key cap, the 120-event-name cap, unknown-contact 404s and
 //! 10-second rate-limit windows with `X-RateLimit-*` headers — and adds fault
 //! injection (latency, random 5xx, dropped connections, scripted responses)
-//! plus `/__emulator/*` endpoints to inspect what it received. Tests
+//! plus `/__emulator/*` endpoints to inspect what it received, and a live
+//! inspector page at `/` (one HTML file in the binary) that shows every
+//! request, why a refused one was refused, per-contact timelines and the
+//! rate-limit and event-name gauges. Tests
 //! synchronise with the client through a gate that holds `POST /events`
 //! responses until released ([`Emulator::hold`], [`Emulator::wait_held`],
 //! [`Emulator::release`]) and through [`Emulator::wait_events`], not sleeps.
@@ -34,6 +37,7 @@ mod config;
 mod emulator;
 mod errors;
 mod gate;
+mod inspect;
 mod ratelimit;
 mod script;
 mod server;
@@ -44,6 +48,7 @@ pub use config::{ConfigUpdate, EmulatorConfig, DEFAULT_MAX_EVENT_NAMES, DEFAULT_
 pub use emulator::Emulator;
 pub use errors::ApiError;
 pub use gate::GateStatus;
+pub use inspect::{MAX_BODY_CHARS, MAX_RECORDS};
 pub use ratelimit::{window_allowance, WindowCount, WINDOW_SECS};
 pub use script::ScriptedResponse;
 pub use state::{Contact, Stats, StoredEvent, WindowStats};

@@ -1,7 +1,8 @@
 //! `trackcore-emulator`: run the Intercom `/events` emulator as a process.
 //!
 //! The first line on stdout is `trackcore-emulator listening on http://127.0.0.1:PORT`,
-//! flushed at once so test harnesses can read the port.
+//! flushed at once so test harnesses can read the port. The second names the
+//! inspector page; then comes one line per Intercom API request unless `--quiet`.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -52,6 +53,9 @@ struct Cli {
     /// Exit when standard input reaches end-of-file (handy for parent processes).
     #[arg(long)]
     exit_on_stdin_close: bool,
+    /// Print nothing per request (by default one line per Intercom API request on stdout).
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         error_rate: cli.error_rate,
         drop_rate: cli.drop_rate,
         seed: cli.seed,
+        log_requests: !cli.quiet,
     };
     let emu = match Emulator::start(config) {
         Ok(e) => e,
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "trackcore-emulator listening on {}", emu.base_url());
+        let _ = writeln!(out, "inspector: open {}/ in a browser", emu.base_url());
         let _ = out.flush();
     }
 

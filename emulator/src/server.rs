@@ -13,9 +13,11 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State as AxState};
-use axum::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use axum::http::{HeaderMap, Request, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::Response;
+use axum::handler::Handler;
 use axum::routing::{get, post};
 use axum::Router;
 use hyper::body::Incoming;
@@ -28,8 +30,9 @@ use tower::Service;
 use crate::config::ConfigUpdate;
 use crate::errors::{self, ApiError};
 use crate::gate::GateStatus;
+use crate::inspect::{body_text, error_of, EventFilter, RequestFilter, RequestRecord, Subject};
 use crate::script::ScriptedResponse;
-use crate::state::{Admission, Reply, State};
+use crate::state::{Admission, EventNote, Reply, State};
 use crate::validate::validate_event;
 
 /// State shared by all connections.
@@ -148,7 +151,17 @@ async fn post_events(AxState(s): AxState<Shared>, headers: HeaderMap, body: Byte
         })
         .collect();
     let parsed = validate_event(&body);
-    let admission = lock(&s).receive_event(authorization(&headers), parsed, recorded, SystemTime::now());
+    let subject = match &parsed {
+        Ok(ev) => Subject {
+            event_name: Some(ev.event_name.clone()),
+            user_id: ev.user_id.clone(),
+            email: ev.email.clone(),
+            id: ev.id.clone(),
+        },
+        Err(_) => Subject::from_raw(&body),
+    };
+    let note = EventNote { subject, raw: body };
+    let admission = lock(&s).receive_event(authorization(&headers), parsed, recorded, note, SystemTime::now());
     let reply = match admission {
         Admission::Answer(reply) => reply,
         Admission::Held { id, reply } => {
@@ -171,7 +184,11 @@ async fn get_events(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let reply = lock(&s).list_events(authorization(&headers), &q, SystemTime::now());
+    let base = match headers.get(HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) => format!("http://{host}"),
+        None => "http://127.0.0.1".to_string(),
+    };
+    let reply = lock(&s).list_events(authorization(&headers), &q, &base, SystemTime::now());
     respond(reply).await
 }
 
@@ -184,9 +201,146 @@ fn bad_request(message: String) -> Response {
     json_response(400, ApiError::new(400, errors::PARAMETER_INVALID, message).body())
 }
 
-async fn control_events(AxState(s): AxState<Shared>) -> Response {
-    let body = lock(&s).events_json();
-    json_response(200, body)
+/// `GET /__emulator/events?user_id=&email=&id=&event_name=&status=&since=&limit=&order=`.
+async fn control_events(AxState(s): AxState<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    match EventFilter::parse(&q) {
+        Ok(f) => {
+            let body = lock(&s).events_json(&f);
+            json_response(200, body)
+        }
+        Err(e) => json_response(400, e.body()),
+    }
+}
+
+/// `GET /__emulator/requests?contact=&event_name=&status=&after=&before=&limit=&wait_ms=`:
+/// every Intercom API request (refused ones too), newest first. With `wait_ms`,
+/// answers as soon as a matching request newer than `after` exists, or after
+/// `wait_ms` with what there is (a long poll: the inspector page's live feed).
+async fn control_requests(AxState(s): AxState<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let f = match RequestFilter::parse(&q) {
+        Ok(f) => f,
+        Err(e) => return json_response(400, e.body()),
+    };
+    if f.wait_ms > 0 {
+        let (after, cond) = (f.after, f.clone());
+        wait_until(&s, Duration::from_millis(f.wait_ms), move |st| st.has_request_after(after, &cond)).await;
+    }
+    let body = lock(&s).requests_json(&f);
+    json_response(200, body.to_string())
+}
+
+/// The inspector page, from the binary.
+const INSPECTOR_HTML: &str = include_str!("inspector.html");
+
+async fn inspector_page() -> Response {
+    let mut r = Response::new(Body::from(INSPECTOR_HTML));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static("no-store"));
+    // Everything is inline and same-origin; nothing may be framed or fetched elsewhere.
+    h.insert(
+        HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src data:; frame-ancestors 'none'",
+        ),
+    );
+    r
+}
+
+/// Whether a control request comes from this machine's own pages and tools:
+/// the `Host` must name the loopback address (so a DNS-rebinding page cannot
+/// reach the control API under another name), and a browser's `Origin`, when
+/// sent, must be the emulator itself (so another site cannot reset it or
+/// change its configuration from a visitor's browser).
+fn local_request(headers: &HeaderMap) -> bool {
+    let loopback = |authority: &str| {
+        let host = match authority.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => authority,
+        };
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+    };
+    let host_ok = headers.get(HOST).and_then(|h| h.to_str().ok()).is_none_or(loopback);
+    let origin_ok = match headers.get(ORIGIN).and_then(|h| h.to_str().ok()) {
+        None => true,
+        Some(o) => o.strip_prefix("http://").is_some_and(|rest| {
+            headers.get(HOST).and_then(|h| h.to_str().ok()).is_some_and(|h| h == rest) && loopback(rest)
+        }),
+    };
+    host_ok && origin_ok
+}
+
+async fn local_only(req: Request<Body>, next: Next) -> Response {
+    if local_request(req.headers()) {
+        next.run(req).await
+    } else {
+        json_response(
+            403,
+            ApiError::new(403, "forbidden", "the emulator's control API and page answer only 127.0.0.1 itself").body(),
+        )
+    }
+}
+
+/// Records `GET /events` and `POST /contacts` for the inspector (`POST /events`
+/// is recorded by the state as it is handled): who the request named, the
+/// status, and for a refusal the error and the request body.
+async fn record_api(AxState(s): AxState<Shared>, req: Request<Body>, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let raw = axum::body::to_bytes(body, 2 * 1024 * 1024).await.unwrap_or_default();
+    let path: &'static str = if parts.uri.path() == "/contacts" { "/contacts" } else { "/events" };
+    let method: &'static str = if parts.method == axum::http::Method::POST { "POST" } else { "GET" };
+    let subject = if method == "POST" {
+        match serde_json::from_slice::<serde_json::Value>(&raw) {
+            Ok(serde_json::Value::Object(m)) => Subject::from_map(&m, "external_id"),
+            _ => Subject::default(),
+        }
+    } else {
+        let q: HashMap<String, String> = parts
+            .uri
+            .query()
+            .and_then(query_pairs)
+            .unwrap_or_default();
+        let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+        Subject { event_name: None, user_id: get("user_id"), email: get("email"), id: get("intercom_user_id") }
+    };
+    let resp = next.run(Request::from_parts(parts, Body::from(raw.clone()))).await;
+    let dropped = resp.extensions().get::<DropConnection>().is_some();
+    let status = resp.status().as_u16();
+    let refused = dropped || !(200..300).contains(&status);
+    let (resp, code, message) = if refused && !dropped {
+        let (rparts, rbody) = resp.into_parts();
+        let bytes = axum::body::to_bytes(rbody, 1024 * 1024).await.unwrap_or_default();
+        let (code, message) = error_of(std::str::from_utf8(&bytes).ok());
+        (Response::from_parts(rparts, Body::from(bytes)), code, message)
+    } else {
+        (resp, None, None)
+    };
+    lock(&s).record(RequestRecord {
+        seq: 0,
+        at: unix_now(),
+        method,
+        path,
+        status: (!dropped).then_some(status),
+        subject,
+        intercom_user_id: None,
+        event: None,
+        duplicate: false,
+        scripted: false,
+        code,
+        message,
+        body: (refused && method == "POST").then(|| body_text(&raw)),
+    });
+    resp
+}
+
+/// Splits a query string into decoded pairs (the last value of a key wins).
+fn query_pairs(q: &str) -> Option<HashMap<String, String>> {
+    Query::<HashMap<String, String>>::try_from_uri(&format!("/?{q}").parse().ok()?).ok().map(|Query(m)| m)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 async fn control_stats(AxState(s): AxState<Shared>) -> Response {
@@ -222,9 +376,17 @@ async fn control_script_clear(AxState(s): AxState<Shared>) -> Response {
     json_response(200, json!({"pending": 0}).to_string())
 }
 
+/// The configuration as the control API shows it: never the tokens
+/// themselves (`EmulatorConfig` does not serialize them), only how many there are.
+fn config_json(c: &crate::config::EmulatorConfig) -> String {
+    let mut v = serde_json::to_value(c).unwrap_or_default();
+    v["tokens_configured"] = json!(c.tokens.len());
+    v.to_string()
+}
+
 async fn control_config_get(AxState(s): AxState<Shared>) -> Response {
     let c = lock(&s).config.clone();
-    json_response(200, serde_json::to_string(&c).unwrap_or_default())
+    json_response(200, config_json(&c))
 }
 
 async fn control_config_set(AxState(s): AxState<Shared>, body: Bytes) -> Response {
@@ -232,7 +394,7 @@ async fn control_config_set(AxState(s): AxState<Shared>, body: Bytes) -> Respons
         Ok(u) => {
             let mut st = lock(&s);
             u.apply(&mut st.config);
-            json_response(200, serde_json::to_string(&st.config).unwrap_or_default())
+            json_response(200, config_json(&st.config))
         }
         Err(e) => bad_request(format!("invalid config update: {e}")),
     }
@@ -338,9 +500,12 @@ async fn fallback() -> Response {
 
 /// All routes.
 pub(crate) fn router(shared: Shared) -> Router {
-    Router::new()
-        .route("/events", post(post_events).get(get_events))
-        .route("/contacts", post(post_contacts))
+    let recorded = || from_fn_with_state(shared.clone(), record_api);
+    let control = Router::new()
+        .route("/", get(inspector_page))
+        .route("/__emulator", get(inspector_page))
+        .route("/__emulator/", get(inspector_page))
+        .route("/__emulator/requests", get(control_requests))
         .route("/__emulator/events", get(control_events))
         .route("/__emulator/events/wait", get(control_events_wait))
         .route("/__emulator/gate", get(control_gate_get).post(control_gate_set))
@@ -354,6 +519,11 @@ pub(crate) fn router(shared: Shared) -> Router {
             post(control_script_set).delete(control_script_clear),
         )
         .route("/__emulator/config", get(control_config_get).post(control_config_set))
+        .route_layer(from_fn(local_only));
+    Router::new()
+        .route("/events", post(post_events).get(get_events.layer(recorded())))
+        .route("/contacts", post(post_contacts).layer(recorded()))
+        .merge(control)
         .fallback(fallback)
         .with_state(shared)
 }

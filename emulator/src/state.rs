@@ -17,7 +17,9 @@ use crate::errors::{self, ApiError};
 use crate::gate::{Gate, GateStatus};
 use crate::ratelimit::{Decision, Limiter, WindowCount};
 use crate::script::ScriptedResponse;
+use crate::inspect::{body_text, error_of, EventFilter, Records, RequestFilter, RequestLog, RequestRecord, Subject};
 use crate::validate::ValidEvent;
+use axum::body::Bytes;
 
 /// A contact (user or lead) the emulator knows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,14 +80,19 @@ pub struct StoredEvent {
     /// Selected request headers (lower-case names): `user-agent`,
     /// `intercom-version`, `content-type`, `accept`.
     pub headers: BTreeMap<String, String>,
+    /// The status the client was answered (usually 202; a scripted answer can
+    /// differ), `None` if the connection was closed without an answer.
+    pub response_status: Option<u16>,
 }
 
 impl StoredEvent {
     /// The `/__emulator/events` form: the body as received, plus
-    /// `ignored_metadata_keys`, `received_at`, `intercom_user_id` and `headers`.
+    /// `ignored_metadata_keys`, `received_at`, `intercom_user_id`, `headers`
+    /// and `response_status`.
     pub fn to_json(&self) -> Value {
         let mut m = self.body.clone();
         m.insert("ignored_metadata_keys".into(), json!(self.ignored_metadata_keys));
+        m.insert("response_status".into(), json!(self.response_status));
         m.insert("received_at".into(), json!(self.received_at));
         m.insert("intercom_user_id".into(), json!(self.intercom_user_id));
         m.insert("headers".into(), json!(self.headers));
@@ -171,6 +178,14 @@ pub(crate) struct Reply {
     /// Close the connection instead of answering.
     pub drop: bool,
     pub delay: Duration,
+    /// For the inspector: the event this request stored, if any.
+    pub stored: Option<usize>,
+    /// For the inspector: the contact a stored or duplicate event was attached to.
+    pub contact: Option<String>,
+    /// For the inspector: a duplicate (answered, not stored).
+    pub duplicate: bool,
+    /// For the inspector: a scripted response.
+    pub scripted: bool,
 }
 
 impl Reply {
@@ -184,6 +199,10 @@ impl Reply {
             retry_after: None,
             drop: false,
             delay: Duration::ZERO,
+            stored: None,
+            contact: None,
+            duplicate: false,
+            scripted: false,
         }
     }
 
@@ -223,8 +242,34 @@ struct Counters {
 }
 
 enum Processed {
-    Stored,
-    Duplicate,
+    /// Stored at this index, for this contact.
+    Stored(usize, String),
+    /// A duplicate for this contact.
+    Duplicate(String),
+}
+
+impl Processed {
+    /// Notes the outcome on the reply, for the inspector.
+    fn note(self, reply: &mut Reply) {
+        match self {
+            Processed::Stored(i, c) => {
+                reply.stored = Some(i);
+                reply.contact = Some(c);
+            }
+            Processed::Duplicate(c) => {
+                reply.duplicate = true;
+                reply.contact = Some(c);
+            }
+        }
+    }
+}
+
+/// What the inspector needs of a `POST /events` besides the verdict: who it
+/// names (read even from an invalid body) and the raw body (kept if refused).
+#[derive(Debug, Clone)]
+pub(crate) struct EventNote {
+    pub subject: Subject,
+    pub raw: Bytes,
 }
 
 /// A `POST /events` held by the gate: everything needed to process it later,
@@ -234,6 +279,7 @@ pub(crate) struct HeldEvent {
     authorization: Option<String>,
     parsed: Result<ValidEvent, ApiError>,
     headers: BTreeMap<String, String>,
+    note: EventNote,
     reply_to: oneshot::Sender<Reply>,
 }
 
@@ -264,9 +310,32 @@ pub(crate) struct State {
     counters: Counters,
     rng: fastrand::Rng,
     gate: Gate<HeldEvent>,
-    /// Ticks whenever events are stored or the gate changes. Kept across resets,
-    /// so a waiter subscribed before a reset still hears about later changes.
+    /// Ticks whenever events are stored, a request is recorded or the gate
+    /// changes. Kept across resets, so a waiter subscribed before a reset still
+    /// hears about later changes.
     changes: watch::Sender<u64>,
+    /// Every Intercom API request, for the inspector.
+    records: Records,
+    /// The stdout request log, if on. Kept across resets.
+    log: Option<RequestLog>,
+}
+
+/// `GET /events` page size when `per_page` is not given (Intercom's default).
+pub const DEFAULT_PER_PAGE: usize = 15;
+/// The largest `per_page` `GET /events` accepts (our choice; Intercom does not document one).
+pub const MAX_PER_PAGE: usize = 150;
+
+/// Percent-encodes a query value.
+fn query_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Unix seconds (fractional) of `t`.
@@ -302,6 +371,8 @@ impl State {
             rng,
             gate: Gate::default(),
             changes: watch::Sender::new(0),
+            records: Records::default(),
+            log: None,
         };
         s.seed_contacts();
         s
@@ -330,8 +401,12 @@ impl State {
     pub fn reset(&mut self, now: SystemTime) {
         self.set_hold(false, now);
         let changes = std::mem::replace(&mut self.changes, watch::Sender::new(0));
+        let log = self.log.take();
+        let records = self.records.after_reset();
         *self = State::new(self.initial.clone());
         self.changes = changes;
+        self.log = log;
+        self.records = records;
         self.changed();
     }
 
@@ -440,6 +515,8 @@ impl State {
 
     /// Common start of every Intercom API request: count, authenticate, rate-limit.
     /// `Err` is the finished reply (401) to send.
+    // `Reply` is built once per request and moved straight out; boxing it buys nothing.
+    #[allow(clippy::result_large_err)]
     fn begin(&mut self, authorization: Option<&str>, now: SystemTime) -> Result<(Decision, Duration), Reply> {
         self.counters.requests_total += 1;
         let delay = self.latency();
@@ -468,16 +545,18 @@ impl State {
         authorization: Option<&str>,
         parsed: Result<ValidEvent, ApiError>,
         headers: BTreeMap<String, String>,
+        note: EventNote,
         now: SystemTime,
     ) -> Admission {
         if !self.gate.is_closed() {
-            return Admission::Answer(self.post_event(authorization, parsed, headers, now));
+            return Admission::Answer(self.post_event(authorization, parsed, headers, note, now));
         }
         let (reply_to, reply) = oneshot::channel();
         let id = self.gate.admit(HeldEvent {
             authorization: authorization.map(str::to_string),
             parsed,
             headers,
+            note,
             reply_to,
         });
         self.changed();
@@ -510,7 +589,7 @@ impl State {
     /// (so a burst released together meets one rate-limit window).
     fn answer_released(&mut self, released: Vec<HeldEvent>, now: SystemTime) {
         for h in released {
-            let reply = self.post_event(h.authorization.as_deref(), h.parsed, h.headers, now);
+            let reply = self.post_event(h.authorization.as_deref(), h.parsed, h.headers, h.note, now);
             // A client that went away between release and reply just misses it.
             let _ = h.reply_to.send(reply);
         }
@@ -529,11 +608,74 @@ impl State {
         self.gate.status()
     }
 
-    /// `POST /events`, processed now.
+    /// `POST /events`, processed now, and recorded for the inspector.
     ///
     /// `parsed` is `validate_event`'s verdict on the body, computed by the
     /// caller outside the lock (it is pure and the most expensive step).
     fn post_event(
+        &mut self,
+        authorization: Option<&str>,
+        parsed: Result<ValidEvent, ApiError>,
+        headers: BTreeMap<String, String>,
+        note: EventNote,
+        now: SystemTime,
+    ) -> Reply {
+        let reply = self.post_event_inner(authorization, parsed, headers, now);
+        let status = (!reply.drop).then_some(reply.status);
+        if let Some(e) = reply.stored.and_then(|i| self.events.get_mut(i)) {
+            e.response_status = status;
+        }
+        let refused = !matches!(status, Some(200..=299));
+        let (code, message) = if refused { error_of(reply.body.as_deref()) } else { (None, None) };
+        self.record(RequestRecord {
+            seq: 0,
+            at: unix_f64(now),
+            method: "POST",
+            path: "/events",
+            status,
+            subject: note.subject,
+            intercom_user_id: reply.contact.clone(),
+            event: reply.stored,
+            duplicate: reply.duplicate,
+            scripted: reply.scripted,
+            code,
+            message,
+            body: refused.then(|| body_text(&note.raw)),
+        });
+        reply
+    }
+
+    /// Keeps a request record, logs it if the log is on, and wakes waiters.
+    pub(crate) fn record(&mut self, r: RequestRecord) {
+        let r = self.records.push(r);
+        if let Some(log) = &self.log {
+            log.line(r.log_line());
+        }
+        self.changed();
+    }
+
+    /// Turns the stdout request log on.
+    pub(crate) fn set_log(&mut self, log: Option<RequestLog>) {
+        self.log = log;
+    }
+
+    /// Request records (newest first) matching `f`, with the total that match.
+    pub fn requests_json(&self, f: &RequestFilter) -> Value {
+        let (page, total) = self.records.page(f);
+        json!({
+            "requests": page.iter().map(|r| r.to_json(&self.events)).collect::<Vec<_>>(),
+            "total": total,
+            "latest_seq": self.records.latest_seq(),
+            "generation": self.records.generation(),
+        })
+    }
+
+    /// Whether a record newer than `after` matches `f` (the long poll's condition).
+    pub fn has_request_after(&self, after: u64, f: &RequestFilter) -> bool {
+        self.records.any_after(after, f)
+    }
+
+    fn post_event_inner(
         &mut self,
         authorization: Option<&str>,
         parsed: Result<ValidEvent, ApiError>,
@@ -562,9 +704,11 @@ impl State {
             return self.finish(Reply::error(&e).rate(&d), delay);
         }
         let reply = match self.process(parsed, headers, now) {
-            Ok(_) => {
+            Ok(p) => {
                 self.counters.accepted += 1;
-                Reply::new(202, None)
+                let mut r = Reply::new(202, None);
+                p.note(&mut r);
+                r
             }
             Err(e) => Reply::error(&e),
         };
@@ -581,13 +725,18 @@ impl State {
         delay: Duration,
     ) -> Reply {
         self.counters.scripted += 1;
-        if s.effective_process() {
-            // The scripted answer wins whatever the handling decided.
-            let _ = self.process(parsed, headers, now);
-        }
+        // The scripted answer wins whatever the handling decided.
+        let processed = if s.effective_process() { self.process(parsed, headers, now).ok() } else { None };
         let delay = delay + Duration::from_millis(s.delay_ms.unwrap_or(0));
+        let noted = |mut r: Reply| {
+            r.scripted = true;
+            if let Some(p) = processed {
+                p.note(&mut r);
+            }
+            r
+        };
         if s.drop {
-            return self.finish(Reply::dropped(), delay);
+            return self.finish(noted(Reply::dropped()), delay);
         }
         let status = s.effective_status();
         let mut reply = if (200..300).contains(&status) {
@@ -613,7 +762,7 @@ impl State {
             reply.rate_remaining = Some(0);
         }
         reply.retry_after = s.retry_after;
-        self.finish(reply, delay)
+        self.finish(noted(reply), delay)
     }
 
     /// Validation, contact resolution, de-duplication, name cap, storage.
@@ -644,7 +793,7 @@ impl State {
         let key = (contact_id.clone(), ev.event_name.clone(), ev.created_at);
         if self.dedup.contains(&key) {
             self.counters.duplicates += 1;
-            return Ok(Processed::Duplicate);
+            return Ok(Processed::Duplicate(contact_id));
         }
         let cap = self.config.max_event_names;
         if cap > 0 && !self.names.contains(&ev.event_name) && self.names.len() >= cap {
@@ -656,8 +805,8 @@ impl State {
         }
         self.names.insert(ev.event_name.clone());
         self.dedup.insert(key);
-        self.store(ev, contact_id, headers, now);
-        Ok(Processed::Stored)
+        self.store(ev, contact_id.clone(), headers, now);
+        Ok(Processed::Stored(self.events.len() - 1, contact_id))
     }
 
     fn store(&mut self, ev: ValidEvent, contact_id: String, headers: BTreeMap<String, String>, now: SystemTime) {
@@ -675,16 +824,23 @@ impl State {
             body: ev.body,
             received_at: unix_f64(now),
             headers,
+            response_status: None,
         });
         self.counters.stored += 1;
         self.changed();
     }
 
     /// `GET /events?type=user&user_id=…|email=…|intercom_user_id=…`.
+    ///
+    /// Pages as Intercom documents: newest first, `per_page` (default 15) a
+    /// page, `pages.next` the URL of the next (older) page or `null`, and
+    /// `pages.since` a URL that lists only events newer than this page.
+    /// `base` (`http://host:port`) starts those URLs.
     pub fn list_events(
         &mut self,
         authorization: Option<&str>,
         query: &HashMap<String, String>,
+        base: &str,
         now: SystemTime,
     ) -> Reply {
         let (d, delay) = match self.begin(authorization, now) {
@@ -694,14 +850,14 @@ impl State {
         if !d.allowed {
             return self.rate_limited(&d, delay);
         }
-        let reply = match self.list_events_body(query) {
+        let reply = match self.list_events_body(query, base) {
             Ok(body) => Reply::new(200, Some(body)),
             Err(e) => Reply::error(&e),
         };
         self.finish(reply.rate(&d), delay)
     }
 
-    fn list_events_body(&self, query: &HashMap<String, String>) -> Result<String, ApiError> {
+    fn list_events_body(&self, query: &HashMap<String, String>, base: &str) -> Result<String, ApiError> {
         match query.get("type").map(String::as_str) {
             Some("user") => {}
             Some(_) => return Err(ApiError::new(400, errors::PARAMETER_INVALID, "type must be user")),
@@ -716,18 +872,57 @@ impl State {
                 "One of user_id, email or intercom_user_id is required",
             ));
         }
+        let cursor = |k: &str| -> Result<Option<usize>, ApiError> {
+            match query.get(k) {
+                None => Ok(None),
+                Some(v) => v.parse::<usize>().map(Some).map_err(|_| {
+                    ApiError::new(400, errors::PARAMETER_INVALID, format!("{k} must be a cursor from a pages URL, got {v:?}"))
+                }),
+            }
+        };
+        let per_page = match query.get("per_page") {
+            None => DEFAULT_PER_PAGE,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n @ 1..=MAX_PER_PAGE) => n,
+                _ => {
+                    return Err(ApiError::new(
+                        400,
+                        errors::PARAMETER_INVALID,
+                        format!("per_page must be an integer from 1 to {MAX_PER_PAGE}, got {v:?}"),
+                    ))
+                }
+            },
+        };
+        let (before, since) = (cursor("before")?, cursor("since")?);
         let contact = self
             .find_contact(id, uid, email)
             .ok_or_else(|| ApiError::new(404, errors::NOT_FOUND, "User Not Found"))?;
-        let events: Vec<Value> = self
-            .events_by_contact
-            .get(&contact)
-            .map(|ix| ix.iter().rev().map(|&i| self.events[i].to_intercom_json(i)).collect())
-            .unwrap_or_default();
+        // Cursors are event positions + 1; newest first.
+        let all: &[usize] = self.events_by_contact.get(&contact).map(Vec::as_slice).unwrap_or(&[]);
+        let mut older = all
+            .iter()
+            .rev()
+            .map(|&i| i + 1)
+            .filter(|&c| before.is_none_or(|b| c < b) && since.is_none_or(|s| c > s));
+        let page: Vec<usize> = older.by_ref().take(per_page).collect();
+        let more = older.next().is_some();
+        let who = match (id, uid, email) {
+            (Some(id), _, _) => format!("intercom_user_id={}", query_escape(id)),
+            (None, Some(u), _) => format!("user_id={}", query_escape(u)),
+            (None, None, Some(e)) => format!("email={}", query_escape(e)),
+            (None, None, None) => String::new(),
+        };
+        let url = |extra: String| format!("{base}/events?type=user&{who}&per_page={per_page}&{extra}");
+        let next = match (more, page.last()) {
+            (true, Some(&oldest)) => json!(url(format!("before={oldest}"))),
+            _ => Value::Null,
+        };
+        let newest = page.first().copied().or(since).unwrap_or(0);
+        let events: Vec<Value> = page.iter().map(|&c| self.events[c - 1].to_intercom_json(c - 1)).collect();
         Ok(json!({
             "type": "event.list",
             "events": events,
-            "pages": {"type": "pages", "next": null, "page": 1, "total_pages": 1},
+            "pages": {"type": "pages", "next": next, "since": url(format!("since={newest}")), "per_page": per_page},
         })
         .to_string())
     }
@@ -795,9 +990,38 @@ impl State {
         self.events.len()
     }
 
-    /// `/__emulator/events` JSON.
-    pub fn events_json(&self) -> String {
-        Value::Array(self.events.iter().map(StoredEvent::to_json).collect()).to_string()
+    /// `/__emulator/events` JSON: stored events matching `f`, in arrival
+    /// order (newest first with `order=desc`), at most `f.limit`.
+    ///
+    /// `user_id`, `email` and `id` name a contact as an event does (`id` is the
+    /// Intercom contact id): the contact's events match, whichever identifier
+    /// each was sent with. Several given must name the same contact; a contact
+    /// the emulator does not know has no events.
+    pub fn events_json(&self, f: &EventFilter) -> String {
+        let limit = f.limit.unwrap_or(usize::MAX);
+        let pick = |it: &mut dyn Iterator<Item = &StoredEvent>| -> Vec<Value> {
+            it.filter(|e| f.matches(e)).take(limit).map(StoredEvent::to_json).collect()
+        };
+        let list = if f.names_contact() {
+            let named = [
+                f.id.as_deref().map(|id| self.contacts.contains_key(id).then(|| id.to_string())),
+                f.user_id.as_deref().map(|u| self.by_external_id.get(u).cloned()),
+                f.email.as_deref().map(|e| self.by_email.get(e).cloned()),
+            ];
+            let mut resolved = named.into_iter().flatten();
+            let first = resolved.next().flatten();
+            let same = resolved.all(|c| c.is_some() && c == first);
+            match first.filter(|_| same).and_then(|c| self.events_by_contact.get(&c)) {
+                None => Vec::new(),
+                Some(ix) if f.newest_first => pick(&mut ix.iter().rev().map(|&i| &self.events[i])),
+                Some(ix) => pick(&mut ix.iter().map(|&i| &self.events[i])),
+            }
+        } else if f.newest_first {
+            pick(&mut self.events.iter().rev())
+        } else {
+            pick(&mut self.events.iter())
+        };
+        Value::Array(list).to_string()
     }
 
     /// Known contacts (sorted by id).
