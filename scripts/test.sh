@@ -9,7 +9,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 failed=()
 
-echo "==> Rust: cargo test (core, emulator, the trackcore CLI and bridge)"
+echo "==> Rust: cargo test (core, emulator, the trackcore CLI and bridge, the reliability suite)"
 cargo test --locked || failed+=("rust")
 
 echo "==> Python: pytest (binding, conformance, delivery, fork/exit, Django example)"
