@@ -255,3 +255,28 @@ fn a_forked_child_writes_its_own_slot_never_its_parents() {
     drop(t);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn past_spool_max_bytes_new_events_are_dropped_counted_and_reported() {
+    let dir = temp_dir("full");
+    let down = format!("http://127.0.0.1:{}", closed_port());
+    let (t, reports) = {
+        let (c, r) = config(&down, &[spool(&dir), ("spool_max_bytes", OptionValue::Int(8192))]);
+        (Tracker::new(c).unwrap(), r)
+    };
+    for i in 0..200 {
+        t.track(ev(i)).unwrap();
+    }
+    assert!(t.sync(Duration::from_secs(10)));
+    let s = t.stats();
+    assert!(s.dropped_spool > 0 && s.dropped_spool < 200, "{s:?}");
+    assert!(s.spool_bytes <= 8192, "{s:?}");
+    assert_accounted(&s);
+    assert!(t.shutdown(Duration::from_millis(300)) == false);
+    let full = codes(&reports).iter().filter(|c| *c == "spool_full").count() as u64;
+    assert_eq!(full, s.dropped_spool, "one report per dropped event");
+    let (events, _) = on_disk(&dir.join("w0"), b"");
+    assert_eq!(events as u64, 200 - s.dropped_spool, "what was not dropped is on disk");
+    drop(t);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
