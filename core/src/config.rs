@@ -142,6 +142,13 @@ pub struct Config {
     /// Where permits to send come from (fleet mode plugs in here). Built
     /// afresh for each pipeline, so a forked child never shares its parent's.
     pub rate_limiter: LimiterChoice,
+    /// Fleet mode: a `redis://` or `rediss://` URL (user and password allowed);
+    /// every tracker of the app with it shares one budget (`crate::fleet`).
+    pub shared_budget: Option<Secret>,
+    /// Prefix of the Redis keys of fleet mode.
+    pub shared_budget_prefix: String,
+    /// Share of `rate_limit_per_minute` paced to locally while Redis is unreachable.
+    pub shared_budget_fallback_share: f64,
 }
 
 impl Default for Config {
@@ -170,6 +177,9 @@ impl Default for Config {
             user_agent_suffix: "rust".into(),
             on_error: None,
             rate_limiter: LimiterChoice::Local,
+            shared_budget: None,
+            shared_budget_prefix: "trackcore:".into(),
+            shared_budget_fallback_share: 0.1,
         }
     }
 }
@@ -187,6 +197,7 @@ impl fmt::Debug for Config {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("max_retries", &self.max_retries)
             .field("rate_limiter", &self.rate_limiter)
+            .field("shared_budget", &self.shared_budget.as_ref().map(|u| crate::fleet::redact_url(u.expose())))
             .field("memory", &self.memory)
             .finish_non_exhaustive()
     }
@@ -380,6 +391,25 @@ const OPTIONS: &[Opt] = &[
         get: |c| secs(c.backoff_max), set: |c, v| { c.backoff_max = want_secs(v)?; Ok(()) } },
     Opt { name: "auth_probe_interval", kind: "float", doc: "seconds between probes while paused by 401/403", shown_default: None,
         get: |c| secs(c.auth_probe_interval), set: |c, v| { c.auth_probe_interval = want_secs(v)?; Ok(()) } },
+    Opt { name: "shared_budget", kind: "str", doc: "fleet mode: redis:// or rediss:// URL of one budget shared by every tracker of the app", shown_default: None,
+        get: |c| c.shared_budget.as_ref().map_or(OptionValue::None, |u| OptionValue::Str(crate::fleet::redact_url(u.expose()))),
+        set: |c, v| {
+            c.shared_budget = match v {
+                OptionValue::None => None,
+                v => { let url = want_str(v)?; crate::fleet::check_url(&url)?; Some(Secret(url)) }
+            };
+            Ok(())
+        } },
+    Opt { name: "shared_budget_prefix", kind: "str", doc: "prefix of fleet mode's Redis keys", shown_default: None,
+        get: |c| OptionValue::Str(c.shared_budget_prefix.clone()), set: |c, v| { c.shared_budget_prefix = want_str(v)?; Ok(()) } },
+    Opt { name: "shared_budget_fallback_share", kind: "float", doc: "share of the rate limit paced to locally while Redis is unreachable", shown_default: None,
+        get: |c| OptionValue::Float(c.shared_budget_fallback_share),
+        set: |c, v| {
+            let f = match v { OptionValue::Int(n) => *n as f64, OptionValue::Float(f) => *f, other => return Err(format!("expected float, got {}", other.type_name())) };
+            if !(f > 0.0 && f <= 1.0) { return Err(format!("{f} is not a share between 0 (excluded) and 1")); }
+            c.shared_budget_fallback_share = f;
+            Ok(())
+        } },
     Opt { name: "max_event_names", kind: "int", doc: "cap on distinct event names (Intercom's is 120)", shown_default: None,
         get: |c| int(c.max_event_names), set: |c, v| { c.max_event_names = want_count(v, 1, i64::MAX)? as usize; Ok(()) } },
     Opt { name: "allowed_event_names", kind: "list", doc: "if set, only these names are accepted", shown_default: None,
