@@ -147,8 +147,9 @@ pub struct Config {
     pub shared_budget: Option<Secret>,
     /// Prefix of the Redis keys of fleet mode.
     pub shared_budget_prefix: String,
-    /// Share of `rate_limit_per_minute` paced to locally while Redis is unreachable.
-    pub shared_budget_fallback_share: f64,
+    /// Percent of `rate_limit_per_minute` paced to locally while Redis is
+    /// unreachable (1 to 100; a value above 100 counts as 100).
+    pub shared_budget_fallback_percent: u8,
 }
 
 impl Default for Config {
@@ -179,7 +180,7 @@ impl Default for Config {
             rate_limiter: LimiterChoice::Local,
             shared_budget: None,
             shared_budget_prefix: "trackcore:".into(),
-            shared_budget_fallback_share: 0.1,
+            shared_budget_fallback_percent: 10,
         }
     }
 }
@@ -379,6 +380,19 @@ const OPTIONS: &[Opt] = &[
             };
             Ok(())
         } },
+    Opt { name: "shared_budget", kind: "str", doc: "fleet mode: redis:// or rediss:// URL of one budget shared by every tracker of the app", shown_default: None,
+        get: |c| c.shared_budget.as_ref().map_or(OptionValue::None, |u| OptionValue::Str(crate::fleet::redact_url(u.expose()))),
+        set: |c, v| {
+            c.shared_budget = match v {
+                OptionValue::None => None,
+                v => { let url = want_str(v)?; crate::fleet::check_url(&url)?; Some(Secret(url)) }
+            };
+            Ok(())
+        } },
+    Opt { name: "shared_budget_prefix", kind: "str", doc: "prefix of fleet mode's Redis keys", shown_default: None,
+        get: |c| OptionValue::Str(c.shared_budget_prefix.clone()), set: |c, v| { c.shared_budget_prefix = want_str(v)?; Ok(()) } },
+    Opt { name: "shared_budget_fallback_percent", kind: "int", doc: "percent of the rate limit paced to locally while Redis is unreachable (fleet mode)", shown_default: None,
+        get: |c| int(c.shared_budget_fallback_percent), set: |c, v| { c.shared_budget_fallback_percent = want_count(v, 1, 100)? as u8; Ok(()) } },
     Opt { name: "request_timeout", kind: "float", doc: "seconds each phase of an HTTP request may take (connect, send, wait for the answer, read it)", shown_default: None,
         get: |c| secs(c.request_timeout), set: |c, v| { c.request_timeout = want_secs(v)?; Ok(()) } },
     Opt { name: "max_retries", kind: "int", doc: "retries per event after its first attempt", shown_default: None,
@@ -391,25 +405,6 @@ const OPTIONS: &[Opt] = &[
         get: |c| secs(c.backoff_max), set: |c, v| { c.backoff_max = want_secs(v)?; Ok(()) } },
     Opt { name: "auth_probe_interval", kind: "float", doc: "seconds between probes while paused by 401/403", shown_default: None,
         get: |c| secs(c.auth_probe_interval), set: |c, v| { c.auth_probe_interval = want_secs(v)?; Ok(()) } },
-    Opt { name: "shared_budget", kind: "str", doc: "fleet mode: redis:// or rediss:// URL of one budget shared by every tracker of the app", shown_default: None,
-        get: |c| c.shared_budget.as_ref().map_or(OptionValue::None, |u| OptionValue::Str(crate::fleet::redact_url(u.expose()))),
-        set: |c, v| {
-            c.shared_budget = match v {
-                OptionValue::None => None,
-                v => { let url = want_str(v)?; crate::fleet::check_url(&url)?; Some(Secret(url)) }
-            };
-            Ok(())
-        } },
-    Opt { name: "shared_budget_prefix", kind: "str", doc: "prefix of fleet mode's Redis keys", shown_default: None,
-        get: |c| OptionValue::Str(c.shared_budget_prefix.clone()), set: |c, v| { c.shared_budget_prefix = want_str(v)?; Ok(()) } },
-    Opt { name: "shared_budget_fallback_share", kind: "float", doc: "share of the rate limit paced to locally while Redis is unreachable", shown_default: None,
-        get: |c| OptionValue::Float(c.shared_budget_fallback_share),
-        set: |c, v| {
-            let f = match v { OptionValue::Int(n) => *n as f64, OptionValue::Float(f) => *f, other => return Err(format!("expected float, got {}", other.type_name())) };
-            if !(f > 0.0 && f <= 1.0) { return Err(format!("{f} is not a share between 0 (excluded) and 1")); }
-            c.shared_budget_fallback_share = f;
-            Ok(())
-        } },
     Opt { name: "max_event_names", kind: "int", doc: "cap on distinct event names (Intercom's is 120)", shown_default: None,
         get: |c| int(c.max_event_names), set: |c, v| { c.max_event_names = want_count(v, 1, i64::MAX)? as usize; Ok(()) } },
     Opt { name: "allowed_event_names", kind: "list", doc: "if set, only these names are accepted", shown_default: None,
@@ -544,6 +539,23 @@ mod tests {
         assert_eq!(e.to_string(), "config.region: expected str, got list");
         let e = c.set("region", OptionValue::Str("mars".into())).unwrap_err();
         assert_eq!(e.to_string(), "config.region: must be one of us, eu, au; got \"mars\"", "a short word is shown");
+    }
+
+    #[test]
+    fn the_shared_budget_password_never_appears_in_debug_get_or_errors() {
+        let mut c = Config::default();
+        c.set("shared_budget", OptionValue::Str("redis://app:pa55word@10.0.0.7:6380/2".into())).unwrap();
+        let shown = format!("{c:?} {:?}", c.get("shared_budget"));
+        assert!(!shown.contains("pa55word") && !shown.contains("app:"), "{shown}");
+        assert!(shown.contains("10.0.0.7:6380"), "{shown}");
+        for bad in ["http://app:pa55word@h", "redis://app:pa55word@[h", "pa55word"] {
+            let e = c.set("shared_budget", OptionValue::Str(bad.into())).unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("pa55word") && shown.contains("config.shared_budget"), "{shown}");
+        }
+        assert_eq!(c.set("shared_budget_fallback_percent", OptionValue::Int(0)).unwrap_err().code(), "invalid_config");
+        c.set("shared_budget", OptionValue::None).unwrap();
+        assert!(c.shared_budget.is_none());
     }
 
     #[test]

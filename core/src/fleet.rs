@@ -34,7 +34,7 @@
 //!
 //! Every command has a 500 ms timeout. On the first error the limiter falls
 //! back to local pacing ([`crate::WindowLimiter`]) at
-//! `shared_budget_fallback_share` of the limit: one warning line, `redis_errors`
+//! `shared_budget_fallback_percent` of the limit: one warning line, `redis_errors`
 //! counted, time in fallback counted in `fleet_fallback_ms`. The thread
 //! reconnects by itself (backoff 100 ms doubling to 2 s) and shared mode resumes
 //! with one info line. No event waits on Redis, so none is lost.

@@ -210,7 +210,7 @@ impl Runtime {
                     let budget = crate::fleet::SharedBudget {
                         url: url.clone(),
                         prefix: config.shared_budget_prefix.clone(),
-                        fallback_share: config.shared_budget_fallback_share,
+                        fallback_share: config.shared_budget_fallback_percent as f64 / 100.0,
                     };
                     let fleet = crate::fleet::start(&budget, &token, config.rate_limit_per_minute, config.max_event_names, counters.clone())?;
                     shared_names = Some(fleet.names.clone());

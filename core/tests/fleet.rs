@@ -320,7 +320,7 @@ fn redis_killed_mid_run_and_restarted_loses_nothing_and_shared_mode_resumes() {
             ("rate_limit_per_minute", OptionValue::Int(6_000)),
             ("shared_budget", OptionValue::Str(redis.url())),
             ("shared_budget_prefix", OptionValue::Str("kill-test:".into())),
-            ("shared_budget_fallback_share", OptionValue::Float(0.5)),
+            ("shared_budget_fallback_percent", OptionValue::Int(50)),
         ],
     );
     let tracker = Tracker::new(c).unwrap();
