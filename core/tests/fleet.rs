@@ -286,6 +286,16 @@ fn four_processes_share_one_budget_without_a_single_429() {
     let per_minute = 30_000; // 5,000 per 10-second window, 500 a second
     let per_process = 5_000;
     let (stored, limited, secs, results) = four_processes(Some(&redis), per_process, per_minute);
+    // Every command is one round trip (EVALSHA leases, observations, name syncs, connection set-up).
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut redis.conn()).unwrap();
+    let commands: f64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let per_event = commands / stored as f64;
+    eprintln!("Redis round trips: {commands} for {stored} events = {per_event:.3} per delivered event");
+    assert!(per_event < 0.5, "permits come in blocks: {per_event:.3} round trips per event");
     let rate = per_minute as f64 / 60.0;
     let used = stored as f64 / (secs * rate);
     eprintln!("shared budget: {stored} delivered in {secs:.1} s = {:.1} % of the limit, {limited} 429s", used * 100.0);

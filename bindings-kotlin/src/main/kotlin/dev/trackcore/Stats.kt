@@ -42,6 +42,12 @@ data class Stats(
     val authPaused: Boolean,
     /** Error reports that could not reach the listener (queue full, or after shutdown). */
     val reportsDropped: Long,
+    /** Fleet mode: times delivery found no leased permit and waited for the shared budget. */
+    val fleetPermitWaits: Long,
+    /** Fleet mode: Redis commands or connections that failed. */
+    val redisErrors: Long,
+    /** Fleet mode: time paced locally while Redis was unreachable, in milliseconds. */
+    val fleetFallbackMs: Long,
 ) {
     /** `tracked + recovered == delivered + failed + dropped + deduplicated + queued + inFlight`. */
     fun balanced(): Boolean =
@@ -57,6 +63,7 @@ data class Stats(
                 g("failed_retries_exhausted"), g("dropped"), g("dropped_queue_full"), g("dropped_oldest"),
                 g("dropped_shutdown"), g("deduplicated"), g("queued"), g("in_flight"), g("blocked"),
                 g("rate_limited"), g("rate_limit_wait_ms"), g("auth_paused") != 0L, g("reports_dropped"),
+                g("fleet_permit_waits"), g("redis_errors"), g("fleet_fallback_ms"),
             )
         }
     }
