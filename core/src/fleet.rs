@@ -150,6 +150,8 @@ pub const LEASE_LIFETIME: Duration = Duration::from_millis(250);
 pub const MAX_BLOCK: u32 = 64;
 /// How often an idle thread re-reads the shared name set.
 const NAMES_REFRESH: Duration = Duration::from_millis(500);
+/// How often a learned `X-RateLimit-Limit` is pushed again while it holds.
+const LIMIT_REFRESH: Duration = Duration::from_secs(30);
 /// Longest a sender holds an event whose new name Redis has not answered for.
 pub const NAME_VERDICT_WAIT: Duration = Duration::from_secs(2);
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -441,8 +443,7 @@ impl RateLimiter for FleetLimiter {
     fn release(&mut self, unused: u32) {
         let mut s = self.inner.lock();
         if s.fallback_since.is_none() {
-            let back = unused.min(s.pool + unused);
-            s.returned += back;
+            s.returned += unused;
         }
     }
 }
@@ -515,6 +516,7 @@ pub(crate) fn start(
         backoff: BACKOFF_FIRST,
         last_names_read: None,
         limit_pushed: 0,
+        limit_pushed_at: None,
     };
     thread::Builder::new()
         .name("trackcore-fleet".into())
@@ -536,6 +538,9 @@ struct Worker {
     backoff: Duration,
     last_names_read: Option<Instant>,
     limit_pushed: u64,
+    /// When the learned limit was last pushed: it is pushed again every
+    /// [`LIMIT_REFRESH`] while Intercom keeps saying it (the key lives a minute).
+    limit_pushed_at: Option<Instant>,
 }
 
 impl Worker {
@@ -552,7 +557,7 @@ impl Worker {
                     let refresh_due = self.last_names_read.is_none_or(|t| now >= t + NAMES_REFRESH);
                     let waiting = s.wait_until.is_some_and(|t| t > now);
                     let want_lease = s.demand > 0 && now < s.demand_at + LEASE_LIFETIME && (s.pool == 0 || now >= s.pool_expires || s.pool < s.demand.min(MAX_BLOCK) / 2 + 1) && !waiting;
-                    let news = s.stop_ms > 0 || (s.limit_seen > 0 && s.limit_seen != self.limit_pushed) || s.returned > 0;
+                    let news = s.stop_ms > 0 || (s.limit_seen > 0 && self.limit_due(s.limit_seen)) || s.returned > 0;
                     if want_lease || news || refresh_due || self.names.any_pending.load(Ordering::SeqCst) {
                         break false;
                     }
@@ -604,6 +609,10 @@ impl Worker {
         }
     }
 
+    fn limit_due(&self, seen: u64) -> bool {
+        seen != self.limit_pushed || self.limit_pushed_at.is_none_or(|t| t.elapsed() >= LIMIT_REFRESH)
+    }
+
     fn connection(&mut self) -> redis::RedisResult<&mut redis::Connection> {
         if self.conn.is_none() {
             let c = self.client.get_connection_with_timeout(REDIS_TIMEOUT)?;
@@ -623,7 +632,7 @@ impl Worker {
             if s.pool > 0 && now >= s.pool_expires {
                 s.pool = 0;
             }
-            let limit = if s.limit_seen != self.limit_pushed { s.limit_seen } else { 0 };
+            let limit = if s.limit_seen > 0 && self.limit_due(s.limit_seen) { s.limit_seen } else { 0 };
             let r = (std::mem::take(&mut s.stop_ms), limit, std::mem::take(&mut s.returned), s.demand);
             let idle = now >= s.demand_at + LEASE_LIFETIME;
             let want = if stopping || idle || s.wait_until.is_some_and(|t| t > now) { 0 } else { s.demand.min(MAX_BLOCK).saturating_sub(s.pool) };
@@ -650,6 +659,7 @@ impl Worker {
             }
             if limit > 0 {
                 self.limit_pushed = limit;
+                self.limit_pushed_at = Some(Instant::now());
             }
         }
         let conn = self.conn.as_mut().expect("connected");

@@ -417,3 +417,47 @@ fn the_121st_name_is_refused_across_two_processes() {
     let members: Vec<String> = redis::cmd("SMEMBERS").arg(redis::cmd("KEYS").arg("names-test:*").query::<Vec<String>>(&mut redis.conn()).unwrap()[0].clone()).query(&mut redis.conn()).unwrap();
     assert_eq!(members.len(), 120);
 }
+
+/// A 429 one tracker gets reaches every other through Redis: the shared stop
+/// holds back a lease asked for by anyone else until the window resets.
+#[test]
+fn one_trackers_429_stops_every_tracker_until_the_reset() {
+    let redis = Redis::start();
+    let emu = emulator(600_000, 0);
+    emu.script(vec![trackcore_emulator::ScriptedResponse::rate_limited(3)]);
+    let (c, _reports) = config(
+        &emu.base_url(),
+        &[("shared_budget", OptionValue::Str(redis.url())), ("shared_budget_prefix", OptionValue::Str("stop-test:".into()))],
+    );
+    let a = Tracker::new(c).unwrap();
+    a.track(common::ev(1)).unwrap();
+    // The 429 is pushed to Redis by a's thread: wait for the shared stop key.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stop_key = loop {
+        let keys: Vec<String> = redis::cmd("KEYS").arg("stop-test:*:stop").query(&mut redis.conn()).unwrap();
+        if let Some(k) = keys.into_iter().next() {
+            break k;
+        }
+        assert!(Instant::now() < deadline, "the 429 never reached Redis");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(a.stats().rate_limited, 1);
+    // Any other tracker of the app (here: a raw client of the same keys) is told to wait.
+    let base = stop_key.trim_end_matches(":stop").to_string();
+    let (granted, wait_ms, _): (u64, u64, u64) = redis::Script::new(trackcore::fleet::LEASE_LUA)
+        .key(format!("{base}:bucket"))
+        .key(&stop_key)
+        .key(format!("{base}:limit"))
+        .arg(10)
+        .arg(100_000)
+        .arg(250)
+        .arg(0)
+        .arg(1)
+        .invoke(&mut redis.conn())
+        .unwrap();
+    assert_eq!(granted, 0, "nothing granted while the app is stopped");
+    assert!(wait_ms > 500 && wait_ms <= 3_100, "wait until the reset (3 s): {wait_ms} ms");
+    // And a itself delivers once the window has reset: nothing lost.
+    assert!(a.flush(Duration::from_secs(20)));
+    assert_eq!(a.stats().delivered, 1);
+}
