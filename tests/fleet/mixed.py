@@ -155,12 +155,26 @@ def main() -> int:
     failures = []
     try:
         shared = run(workers, a.events, a.rate, redis_url)
+        port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"INFO stats\r\n")
+            data = b""
+            while b"\r\n" not in data or len(data) < data.index(b"\r\n") + 2 + int(data[1:data.index(b"\r\n")]):
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            info = data.decode()
+        commands = int(re.search(r"total_commands_processed:(\d+)", info).group(1))
+        shared["redis_round_trips"] = commands
+        shared["redis_round_trips_per_event"] = commands / max(shared["stored"], 1)
     finally:
         redis.kill()
         redis.wait()
     total = a.events * len(workers)
     print(f"shared budget: {shared['stored']}/{total} delivered in {shared['seconds']} s = "
-          f"{shared['share_of_limit'] * 100:.1f} % of the limit, {shared['rate_limited']} 429s")
+          f"{shared['share_of_limit'] * 100:.1f} % of the limit, {shared['rate_limited']} 429s, "
+          f"{shared['redis_round_trips_per_event']:.3f} Redis round trips per event")
     if shared["stored"] != total:
         failures.append(f"{total - shared['stored']} events missing")
     if shared["rate_limited"] != 0:
