@@ -296,6 +296,9 @@ impl SharedNames {
         v.pending.insert(name.to_string());
         self.any_pending.store(true, Ordering::SeqCst);
         drop(v);
+        // Through the state lock, so a thread between its look and its wait
+        // cannot miss the wake-up.
+        drop(self.fleet.lock());
         self.fleet.wake.notify_all();
         Ok(())
     }
