@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use trackcore::fleet::{LEASE_LIFETIME, LEASE_LUA, MAX_BLOCK};
+use trackcore::fleet::{LEASE_LIFETIME, LEASE_LUA, MAX_BLOCK, RESERVE_AHEAD};
 
 fn lease(c: &mut redis::Connection, script: &redis::Script, app: &str, wanted: u32, allowance: u64) -> u64 {
     let (granted, _wait, _now): (u64, u64, u64) = script
@@ -21,7 +21,7 @@ fn lease(c: &mut redis::Connection, script: &redis::Script, app: &str, wanted: u
         .arg(allowance)
         .arg(LEASE_LIFETIME.as_millis() as u64)
         .arg(0)
-        .arg(1)
+        .arg(RESERVE_AHEAD.as_millis() as u64)
         .invoke(c)
         .unwrap();
     granted

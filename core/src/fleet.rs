@@ -68,8 +68,11 @@ use crate::Error;
 
 /// The token bucket. KEYS: bucket hash, stop key, learned-limit key.
 /// ARGV: wanted, configured allowance per window, lease lifetime (ms),
-/// permits given back, least block worth a round trip.
-/// Returns {granted, wait_ms, server_now_ms}.
+/// permits given back, how far ahead (ms) a block may be reserved.
+/// Returns {granted, wait_ms, server_now_ms}: with `granted > 0` the block may
+/// be used from `wait_ms` on (a reservation: the bucket goes into debt, so a
+/// client gets a whole block in one round trip however many compete); with
+/// `granted == 0`, ask again in `wait_ms`.
 pub const LEASE_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -87,18 +90,20 @@ if now > ts then
 end
 tokens = math.min(burst, tokens + tonumber(ARGV[4]))
 local wanted = tonumber(ARGV[1])
+local ahead = tonumber(ARGV[5])
 local granted = 0
 local wait = 0
 local stop = tonumber(redis.call('GET', KEYS[2]) or '0')
 if stop > now then
   wait = stop - now
 elseif wanted > 0 then
-  if tokens >= 1 then
-    granted = math.min(wanted, math.floor(tokens))
-    tokens = tokens - granted
+  local k = math.min(wanted, burst, math.floor(tokens + rate * ahead))
+  if k >= 1 then
+    granted = k
+    tokens = tokens - k
+    if tokens < 0 then wait = math.ceil(-tokens / rate) end
   else
-    local need = math.min(math.max(tonumber(ARGV[5]), 1), burst, wanted)
-    wait = math.ceil((need - tokens) / rate)
+    wait = math.max(1, math.ceil((1 - tokens) / rate - ahead))
   end
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
@@ -148,6 +153,8 @@ pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 pub const LEASE_LIFETIME: Duration = Duration::from_millis(250);
 /// Largest block of permits asked for in one round trip.
 pub const MAX_BLOCK: u32 = 64;
+/// How far ahead of its use a block may be reserved.
+pub const RESERVE_AHEAD: Duration = Duration::from_millis(1000);
 /// How often an idle thread re-reads the shared name set.
 const NAMES_REFRESH: Duration = Duration::from_millis(500);
 /// How often a learned `X-RateLimit-Limit` is pushed again while it holds.
@@ -227,8 +234,12 @@ struct State {
     /// Leased permits and when they stop being usable.
     pool: u32,
     pool_expires: Instant,
+    /// A block reserved for later: (permits, usable from).
+    next: Option<(u32, Instant)>,
     /// The most the scheduler asked for lately (0: it has nothing to send).
     demand: u32,
+    /// The most the scheduler asked for at once since the last lease.
+    peak: u32,
     /// When the scheduler last asked: a demand older than a lease lifetime is
     /// forgotten, so an idle tracker leases nothing.
     demand_at: Instant,
@@ -242,6 +253,33 @@ struct State {
     /// Permits given back, for the thread to return.
     returned: u32,
     stopping: bool,
+}
+
+impl State {
+    /// Promote a reserved block that is due, give back permits whose lease has lapsed.
+    fn settle(&mut self, now: Instant) {
+        if self.pool > 0 && now >= self.pool_expires {
+            self.returned += self.pool;
+            self.pool = 0;
+        }
+        if let Some((n, from)) = self.next {
+            if now >= from {
+                self.next = None;
+                if now < from + LEASE_LIFETIME {
+                    self.pool += n;
+                    self.pool_expires = from + LEASE_LIFETIME;
+                } else {
+                    self.returned += n;
+                }
+            }
+        }
+    }
+
+    /// The block size worth asking for: twice the most the scheduler asked
+    /// for at once since the last lease.
+    fn want(&self) -> u32 {
+        self.peak.max(self.demand).saturating_mul(2).clamp(1, MAX_BLOCK)
+    }
 }
 
 struct Inner {
@@ -271,8 +309,9 @@ pub(crate) struct SharedNames {
 struct NamesView {
     /// In the shared set, as last read.
     known: HashSet<String>,
-    /// Accepted here, not answered by Redis yet.
-    pending: HashSet<String>,
+    /// Accepted here, not answered by Redis yet, in the order `track()` took
+    /// them (so Redis refuses the names past the cap, not any).
+    pending: Vec<String>,
     /// Refused by Redis.
     refused: HashSet<String>,
 }
@@ -282,18 +321,18 @@ impl SharedNames {
     pub fn check(&self, name: &str) -> Result<(), Error> {
         {
             let v = self.view.read().unwrap_or_else(|p| p.into_inner());
-            if v.known.contains(name) || v.pending.contains(name) {
+            if v.known.contains(name) || v.pending.iter().any(|p| p == name) {
                 return Ok(());
             }
         }
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
-        if v.known.contains(name) || v.pending.contains(name) {
+        if v.known.contains(name) || v.pending.iter().any(|p| p == name) {
             return Ok(());
         }
         if v.refused.contains(name) || v.known.len() + v.pending.len() >= self.cap {
             return Err(Error::EventNameLimitReached { name: name.into(), limit: self.cap });
         }
-        v.pending.insert(name.to_string());
+        v.pending.push(name.to_string());
         self.any_pending.store(true, Ordering::SeqCst);
         drop(v);
         // Through the state lock, so a thread between its look and its wait
@@ -314,7 +353,7 @@ impl SharedNames {
                 if v.refused.contains(name) {
                     return false;
                 }
-                if !v.pending.contains(name) {
+                if !v.pending.iter().any(|p| p == name) {
                     return true;
                 }
             }
@@ -338,7 +377,7 @@ impl SharedNames {
         {
             let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
             for (name, ok) in asked.iter().zip(verdicts) {
-                v.pending.remove(name);
+                v.pending.retain(|p| p != name);
                 if *ok == 0 {
                     v.refused.insert(name.clone());
                 }
@@ -392,28 +431,28 @@ impl RateLimiter for FleetLimiter {
             drop(s);
             return self.fallback.reserve(wanted, now);
         }
-        if s.pool > 0 && now >= s.pool_expires {
-            s.pool = 0;
-        }
+        s.settle(now);
+        s.demand = wanted.max(1);
+        s.peak = s.peak.max(s.demand);
+        s.demand_at = now;
         if s.pool > 0 {
             let n = s.pool.min(wanted.max(1));
             s.pool -= n;
-            s.demand = wanted;
-            s.demand_at = now;
             self.waiting = false;
-            if s.pool < s.demand.min(MAX_BLOCK) / 2 + 1 {
+            let low = s.pool < s.want() / 2 + 1 && s.next.is_none();
+            drop(s);
+            if low {
                 self.inner.wake.notify_all();
             }
             return Reservation::Granted(n);
         }
-        s.demand = wanted.max(1);
-        s.demand_at = now;
         if !self.waiting {
             self.waiting = true;
             Counters::add(&self.inner.counters.fleet_permit_waits, 1);
         }
-        let until = match s.wait_until {
-            Some(t) if t > now => t,
+        let until = match (s.next, s.wait_until) {
+            (Some((_, from)), _) => from,
+            (None, Some(t)) if t > now => t,
             _ => now + Duration::from_millis(2),
         };
         drop(s);
@@ -435,7 +474,9 @@ impl RateLimiter for FleetLimiter {
                 let ms = (wait * 1000.0) as u64 + 50;
                 s.stop_ms = s.stop_ms.max(ms);
                 // Stop here at once; the others learn it on their next lease.
+                s.returned += s.pool + s.next.map_or(0, |n| n.0);
                 s.pool = 0;
+                s.next = None;
                 s.wait_until = Some(crate::later(now, Duration::from_millis(ms)));
                 drop(s);
                 self.inner.wake.notify_all();
@@ -455,8 +496,9 @@ impl Drop for FleetLimiter {
     fn drop(&mut self) {
         let mut s = self.inner.lock();
         s.stopping = true;
-        s.returned += s.pool;
+        s.returned += s.pool + s.next.map_or(0, |n| n.0);
         s.pool = 0;
+        s.next = None;
         drop(s);
         self.inner.wake.notify_all();
     }
@@ -484,7 +526,9 @@ pub(crate) fn start(
         state: Mutex::new(State {
             pool: 0,
             pool_expires: Instant::now(),
+            next: None,
             demand: 0,
+            peak: 0,
             demand_at: Instant::now(),
             wait_until: None,
             fallback_since: None,
@@ -559,7 +603,12 @@ impl Worker {
                     }
                     let refresh_due = self.last_names_read.is_none_or(|t| now >= t + NAMES_REFRESH);
                     let waiting = s.wait_until.is_some_and(|t| t > now);
-                    let want_lease = s.demand > 0 && now < s.demand_at + LEASE_LIFETIME && (s.pool == 0 || now >= s.pool_expires || s.pool < s.demand.min(MAX_BLOCK) / 2 + 1) && !waiting;
+                    s.settle(now);
+                    let want_lease = s.demand > 0
+                        && now < s.demand_at + LEASE_LIFETIME
+                        && s.next.is_none()
+                        && s.pool < s.want() / 2 + 1
+                        && !waiting;
                     let news = s.stop_ms > 0 || (s.limit_seen > 0 && self.limit_due(s.limit_seen)) || s.returned > 0;
                     if want_lease || news || refresh_due || self.names.any_pending.load(Ordering::SeqCst) {
                         break false;
@@ -588,6 +637,8 @@ impl Worker {
                     Counters::add(&self.inner.counters.redis_errors, 1);
                     let mut s = self.inner.lock();
                     s.pool = 0;
+                    s.next = None;
+                    s.returned = 0;
                     s.wait_until = None;
                     if s.fallback_since.is_none() {
                         s.fallback_since = Some(Instant::now());
@@ -632,14 +683,15 @@ impl Worker {
         let (stop_ms, limit, returned, demand) = {
             let mut s = self.inner.lock();
             let now = Instant::now();
-            if s.pool > 0 && now >= s.pool_expires {
-                s.pool = 0;
-            }
+            s.settle(now);
             let limit = if s.limit_seen > 0 && self.limit_due(s.limit_seen) { s.limit_seen } else { 0 };
-            let r = (std::mem::take(&mut s.stop_ms), limit, std::mem::take(&mut s.returned), s.demand);
             let idle = now >= s.demand_at + LEASE_LIFETIME;
-            let want = if stopping || idle || s.wait_until.is_some_and(|t| t > now) { 0 } else { s.demand.min(MAX_BLOCK).saturating_sub(s.pool) };
-            (r.0, r.1, r.2, want)
+            let busy = s.next.is_some() || s.pool >= s.want() / 2 + 1 || s.wait_until.is_some_and(|t| t > now);
+            let want = if stopping || idle || busy { 0 } else { s.want() };
+            if want > 0 {
+                s.peak = 0;
+            }
+            (std::mem::take(&mut s.stop_ms), limit, std::mem::take(&mut s.returned), want)
         };
         let keys = self.keys.clone();
         let (observe, lease, names_script) = (self.observe.clone(), self.lease.clone(), self.names_script.clone());
@@ -675,14 +727,18 @@ impl Worker {
                 .arg(allowance)
                 .arg(LEASE_LIFETIME.as_millis() as u64)
                 .arg(returned)
-                .arg(demand.min(8))
+                .arg(RESERVE_AHEAD.as_millis() as u64)
                 .invoke(conn)?;
             let now = Instant::now();
             let mut s = self.inner.lock();
             if granted > 0 {
-                s.pool += granted;
-                s.pool_expires = now + LEASE_LIFETIME;
                 s.wait_until = None;
+                if wait_ms == 0 {
+                    s.pool += granted;
+                    s.pool_expires = now + LEASE_LIFETIME;
+                } else {
+                    s.next = Some((granted, now + Duration::from_millis(wait_ms)));
+                }
             } else if wait_ms > 0 {
                 s.wait_until = Some(now + Duration::from_millis(wait_ms));
             }
