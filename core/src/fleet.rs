@@ -370,7 +370,7 @@ impl SharedNames {
     }
 
     fn pending(&self) -> Vec<String> {
-        self.view.read().unwrap_or_else(|p| p.into_inner()).pending.iter().cloned().collect()
+        self.view.read().unwrap_or_else(|p| p.into_inner()).pending.to_vec()
     }
 
     fn apply(&self, asked: &[String], verdicts: &[i64], members: Vec<String>) {
@@ -686,7 +686,7 @@ impl Worker {
             s.settle(now);
             let limit = if s.limit_seen > 0 && self.limit_due(s.limit_seen) { s.limit_seen } else { 0 };
             let idle = now >= s.demand_at + LEASE_LIFETIME;
-            let busy = s.next.is_some() || s.pool >= s.want() / 2 + 1 || s.wait_until.is_some_and(|t| t > now);
+            let busy = s.next.is_some() || s.pool > s.want() / 2 || s.wait_until.is_some_and(|t| t > now);
             let want = if stopping || idle || busy { 0 } else { s.want() };
             if want > 0 {
                 s.peak = 0;
