@@ -24,7 +24,9 @@ if ! command -v redis-server >/dev/null 2>&1; then
     fi
 fi
 
-cargo test --locked -p trackcore --test fleet
+# Release: four tracking processes, the emulator and Redis share the machine;
+# debug builds spend most of it on HTTP and TLS code paths, not on pacing.
+cargo test --locked --release -p trackcore --test fleet
 
 workers="${FLEET_WORKERS:-rust,python,node,jvm}"
 cargo build --locked --release -q -p trackcore-emulator
