@@ -48,6 +48,12 @@ export interface TrackerOptions {
   rateLimitPerMinute?: number;
   /** `local` (this process paces itself) or `none`. */
   rateLimiter?: 'local' | 'none';
+  /** Fleet mode: a `redis://` or `rediss://` URL (user and password allowed); every tracker of the app with it shares one budget. */
+  sharedBudget?: string;
+  /** Prefix of fleet mode's Redis keys (default `trackcore:`). */
+  sharedBudgetPrefix?: string;
+  /** Percent of the rate limit paced to locally while Redis is unreachable (default 10). */
+  sharedBudgetFallbackPercent?: number;
   /** Seconds per HTTP request. */
   requestTimeout?: number;
   /** Retries per event after its first attempt. */
@@ -170,6 +176,12 @@ export interface Stats {
   rateLimitWaitMs: number;
   authPaused: boolean;
   reportsDropped: number;
+  /** Fleet mode: times delivery found no leased permit and waited for the shared budget. */
+  fleetPermitWaits: number;
+  /** Fleet mode: Redis commands or connections that failed. */
+  redisErrors: number;
+  /** Fleet mode: time paced locally while Redis was unreachable, in milliseconds. */
+  fleetFallbackMs: number;
 }
 
 /** A bound on a wait, in milliseconds. Default: the tracker's `dropTimeout`. */

@@ -24,6 +24,9 @@ bash emulator/browser-test/run.sh || failed+=("inspector")
 echo "==> Kotlin/JVM: mvn install (binding, conformance, emulator, exit hook) and the Gradle consumer"
 bash bindings-kotlin/run-tests.sh || failed+=("kotlin")
 
+echo "==> Fleet mode: shared_budget against redis-server (Rust suite, then Rust, Python, Node and JVM processes sharing one budget)"
+bash tests/fleet/run.sh || failed+=("fleet")
+
 echo "==> Demo: the README's first command, on this clone (fails if any tracked event did not arrive)"
 bash scripts/demo.sh || failed+=("demo")
 

@@ -182,6 +182,14 @@ pub struct Config {
     /// Where permits to send come from (fleet mode plugs in here). Built
     /// afresh for each pipeline, so a forked child never shares its parent's.
     pub rate_limiter: LimiterChoice,
+    /// Fleet mode: a `redis://` or `rediss://` URL (user and password allowed);
+    /// every tracker of the app with it shares one budget (`crate::fleet`).
+    pub shared_budget: Option<Secret>,
+    /// Prefix of the Redis keys of fleet mode.
+    pub shared_budget_prefix: String,
+    /// Percent of `rate_limit_per_minute` paced to locally while Redis is
+    /// unreachable (1 to 100; a value above 100 counts as 100).
+    pub shared_budget_fallback_percent: u8,
 }
 
 impl Default for Config {
@@ -216,6 +224,9 @@ impl Default for Config {
             user_agent_suffix: "rust".into(),
             on_error: None,
             rate_limiter: LimiterChoice::Local,
+            shared_budget: None,
+            shared_budget_prefix: "trackcore:".into(),
+            shared_budget_fallback_percent: 10,
         }
     }
 }
@@ -233,6 +244,7 @@ impl fmt::Debug for Config {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("max_retries", &self.max_retries)
             .field("rate_limiter", &self.rate_limiter)
+            .field("shared_budget", &self.shared_budget.as_ref().map(|u| crate::fleet::redact_url(u.expose())))
             .field("memory", &self.memory)
             .field("spool_dir", &self.spool_dir)
             .finish_non_exhaustive()
@@ -415,6 +427,19 @@ const OPTIONS: &[Opt] = &[
             };
             Ok(())
         } },
+    Opt { name: "shared_budget", kind: "str", doc: "fleet mode: redis:// or rediss:// URL of one budget shared by every tracker of the app", shown_default: None,
+        get: |c| c.shared_budget.as_ref().map_or(OptionValue::None, |u| OptionValue::Str(crate::fleet::redact_url(u.expose()))),
+        set: |c, v| {
+            c.shared_budget = match v {
+                OptionValue::None => None,
+                v => { let url = want_str(v)?; crate::fleet::check_url(&url)?; Some(Secret(url)) }
+            };
+            Ok(())
+        } },
+    Opt { name: "shared_budget_prefix", kind: "str", doc: "prefix of fleet mode's Redis keys", shown_default: None,
+        get: |c| OptionValue::Str(c.shared_budget_prefix.clone()), set: |c, v| { c.shared_budget_prefix = want_str(v)?; Ok(()) } },
+    Opt { name: "shared_budget_fallback_percent", kind: "int", doc: "percent of the rate limit paced to locally while Redis is unreachable (fleet mode)", shown_default: None,
+        get: |c| int(c.shared_budget_fallback_percent), set: |c, v| { c.shared_budget_fallback_percent = want_count(v, 1, 100)? as u8; Ok(()) } },
     Opt { name: "request_timeout", kind: "float", doc: "seconds each phase of an HTTP request may take (connect, send, wait for the answer, read it)", shown_default: None,
         get: |c| secs(c.request_timeout), set: |c, v| { c.request_timeout = want_secs(v)?; Ok(()) } },
     Opt { name: "max_retries", kind: "int", doc: "retries per event after its first attempt", shown_default: None,
@@ -600,6 +625,23 @@ mod tests {
         assert_eq!(e.to_string(), "config.region: expected str, got list");
         let e = c.set("region", OptionValue::Str("mars".into())).unwrap_err();
         assert_eq!(e.to_string(), "config.region: must be one of us, eu, au; got \"mars\"", "a short word is shown");
+    }
+
+    #[test]
+    fn the_shared_budget_password_never_appears_in_debug_get_or_errors() {
+        let mut c = Config::default();
+        c.set("shared_budget", OptionValue::Str("redis://app:pa55word@10.0.0.7:6380/2".into())).unwrap();
+        let shown = format!("{c:?} {:?}", c.get("shared_budget"));
+        assert!(!shown.contains("pa55word") && !shown.contains("app:"), "{shown}");
+        assert!(shown.contains("10.0.0.7:6380"), "{shown}");
+        for bad in ["http://app:pa55word@h", "redis://app:pa55word@[h", "pa55word"] {
+            let e = c.set("shared_budget", OptionValue::Str(bad.into())).unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("pa55word") && shown.contains("config.shared_budget"), "{shown}");
+        }
+        assert_eq!(c.set("shared_budget_fallback_percent", OptionValue::Int(0)).unwrap_err().code(), "invalid_config");
+        c.set("shared_budget", OptionValue::None).unwrap();
+        assert!(c.shared_budget.is_none());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod config;
 mod delivery;
 mod error;
 pub mod event;
+pub mod fleet;
 mod fork;
 mod pipeline;
 pub mod ratelimit;

@@ -81,6 +81,8 @@ pub(crate) struct NameGuard {
     seen: RwLock<NameSet>,
     cap: usize,
     allowed: Option<NameSet>,
+    /// Fleet mode: the cap is shared through Redis instead.
+    shared: Option<Arc<crate::fleet::SharedNames>>,
 }
 
 impl NameGuard {
@@ -89,6 +91,7 @@ impl NameGuard {
             seen: RwLock::new(seen),
             cap: config.max_event_names,
             allowed: config.allowed_event_names.as_ref().map(|v| v.iter().cloned().collect()),
+            shared: None,
         }
     }
 
@@ -97,6 +100,9 @@ impl NameGuard {
             if !allowed.contains(name) {
                 return Err(Error::EventNameNotAllowed { name: name.into() });
             }
+        }
+        if let Some(shared) = &self.shared {
+            return shared.check(name);
         }
         if self.seen.read().unwrap_or_else(|p| p.into_inner()).contains(name) {
             return Ok(());
@@ -199,14 +205,29 @@ impl Runtime {
     pub fn start(config: &Config, names: NameSet) -> Result<Runtime, Error> {
         let counters = Arc::new(Counters::default());
         let io_err = |e: std::io::Error| Error::InvalidConfig { option: "threads".into(), reason: e.to_string() };
+        let mut shared_names = None;
         let (transport, recorded, limiter): (Arc<dyn Transport>, Option<Recorded>, Box<dyn RateLimiter>) = if config.memory {
             let recorded = Recorded::default();
             let limiter = LimiterChoice::Unlimited.build(config.rate_limit_per_minute)?;
             (Arc::new(MemoryTransport { recorded: recorded.clone() }), Some(recorded), limiter)
         } else {
             let token = config.resolve_token()?;
-            let http = Http::new(config, &token)?;
-            (Arc::new(http), None, config.rate_limiter.build(config.rate_limit_per_minute)?)
+            let http: Arc<dyn Transport> = Arc::new(Http::new(config, &token)?);
+            match &config.shared_budget {
+                // Fleet mode (crate::fleet): permits and names come from Redis.
+                Some(url) => {
+                    let budget = crate::fleet::SharedBudget {
+                        url: url.clone(),
+                        prefix: config.shared_budget_prefix.clone(),
+                        fallback_share: config.shared_budget_fallback_percent as f64 / 100.0,
+                    };
+                    let fleet = crate::fleet::start(&budget, &token, config.rate_limit_per_minute, config.max_event_names, counters.clone())?;
+                    shared_names = Some(fleet.names.clone());
+                    let checked = crate::fleet::NameCheckedTransport { inner: http, names: fleet.names };
+                    (Arc::new(checked) as Arc<dyn Transport>, None, Box::new(fleet.limiter) as Box<dyn RateLimiter>)
+                }
+                None => (http, None, config.rate_limiter.build(config.rate_limit_per_minute)?),
+            }
         };
         let reporter =
             Reporter::start(config.on_error.clone(), counters.clone()).map_err(io_err)?;
@@ -269,7 +290,7 @@ impl Runtime {
             stranded: ingress_rx,
             stopped: stopped_rx,
             counters,
-            names: NameGuard::new(config, names),
+            names: NameGuard { shared: shared_names, ..NameGuard::new(config, names) },
             reporter,
             room,
             recorded,

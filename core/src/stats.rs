@@ -46,6 +46,9 @@ pub(crate) struct Counters {
     pub rate_limit_wait_us: AtomicU64,
     pub auth_paused: AtomicU64,
     pub reports_dropped: AtomicU64,
+    pub fleet_permit_waits: AtomicU64,
+    pub redis_errors: AtomicU64,
+    pub fleet_fallback_ms: AtomicU64,
 }
 
 impl Counters {
@@ -95,6 +98,9 @@ impl Counters {
             rate_limit_wait_ms: g(&self.rate_limit_wait_us) / 1000,
             auth_paused: g(&self.auth_paused) != 0,
             reports_dropped: g(&self.reports_dropped),
+            fleet_permit_waits: g(&self.fleet_permit_waits),
+            redis_errors: g(&self.redis_errors),
+            fleet_fallback_ms: g(&self.fleet_fallback_ms),
         }
     }
 }
@@ -158,12 +164,20 @@ pub struct Stats {
     pub auth_paused: bool,
     /// Error reports not handed to the callback because its queue was full (still counted above).
     pub reports_dropped: u64,
+    /// Fleet mode: times the dispatcher found no leased permit and waited
+    /// for the shared budget (a lease round trip or the budget itself).
+    pub fleet_permit_waits: u64,
+    /// Fleet mode: Redis commands or connections that failed.
+    pub redis_errors: u64,
+    /// Fleet mode: time paced locally because Redis was unreachable, in
+    /// milliseconds (counted when shared mode resumes).
+    pub fleet_fallback_ms: u64,
 }
 
 impl Stats {
     /// The counters as (name, value) pairs, in a stable order, for bindings
     /// that turn them into a dict or object.
-    pub fn fields(&self) -> [(&'static str, u64); 25] {
+    pub fn fields(&self) -> [(&'static str, u64); 28] {
         [
             ("tracked", self.tracked),
             ("recovered", self.recovered),
@@ -190,6 +204,9 @@ impl Stats {
             ("rate_limit_wait_ms", self.rate_limit_wait_ms),
             ("auth_paused", self.auth_paused as u64),
             ("reports_dropped", self.reports_dropped),
+            ("fleet_permit_waits", self.fleet_permit_waits),
+            ("redis_errors", self.redis_errors),
+            ("fleet_fallback_ms", self.fleet_fallback_ms),
         ]
     }
 }

@@ -88,6 +88,9 @@ class Tracker:
         max_in_flight: int = 32,
         rate_limit_per_minute: int = 10000,
         rate_limiter: str = "local",
+        shared_budget: Optional[str] = None,
+        shared_budget_prefix: str = "trackcore:",
+        shared_budget_fallback_percent: int = 10,
         request_timeout: float = 10.0,
         max_retries: int = 10,
         retry_deadline: float = 900.0,
@@ -119,6 +122,9 @@ class Tracker:
         - ``max_in_flight``: concurrent HTTP requests (sender threads, started as needed)
         - ``rate_limit_per_minute``: the app's Intercom rate limit; pacing keeps under it
         - ``rate_limiter``: where permits come from: local or none (local: this process paces itself)
+        - ``shared_budget``: fleet mode: redis:// or rediss:// URL of one budget shared by every tracker of the app
+        - ``shared_budget_prefix``: prefix of fleet mode's Redis keys
+        - ``shared_budget_fallback_percent``: percent of the rate limit paced to locally while Redis is unreachable (fleet mode)
         - ``request_timeout``: seconds each phase of an HTTP request may take (connect, send, wait for the answer, read it)
         - ``max_retries``: retries per event after its first attempt
         - ``retry_deadline``: seconds after an event's first attempt when no retry starts

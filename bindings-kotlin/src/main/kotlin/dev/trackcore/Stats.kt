@@ -54,6 +54,12 @@ data class Stats(
     val authPaused: Boolean,
     /** Error reports that could not reach the listener (queue full, or after shutdown). */
     val reportsDropped: Long,
+    /** Fleet mode: times delivery found no leased permit and waited for the shared budget. */
+    val fleetPermitWaits: Long,
+    /** Fleet mode: Redis commands or connections that failed. */
+    val redisErrors: Long,
+    /** Fleet mode: time paced locally while Redis was unreachable, in milliseconds. */
+    val fleetFallbackMs: Long,
 ) {
     /** `tracked + recovered == delivered + failed + dropped + deduplicated + persisted + queued + spooled + inFlight`. */
     fun balanced(): Boolean =
@@ -70,6 +76,7 @@ data class Stats(
                 g("dropped_shutdown"), g("dropped_spool"), g("deduplicated"), g("persisted"), g("queued"),
                 g("spooled"), g("spool_bytes"), g("spool_corrupt"), g("in_flight"), g("waiting_for_contact"), g("blocked"),
                 g("rate_limited"), g("rate_limit_wait_ms"), g("auth_paused") != 0L, g("reports_dropped"),
+                g("fleet_permit_waits"), g("redis_errors"), g("fleet_fallback_ms"),
             )
         }
     }

@@ -40,6 +40,10 @@ class Tracker(
     maxInFlight: Int? = null,
     rateLimitPerMinute: Int? = null,
     rateLimiter: RateLimiter? = null,
+    /** Fleet mode: a `redis://` or `rediss://` URL; every tracker of the app with it shares one budget. */
+    sharedBudget: String? = null,
+    sharedBudgetPrefix: String? = null,
+    sharedBudgetFallbackPercent: Int? = null,
     requestTimeout: Duration? = null,
     maxRetries: Int? = null,
     retryDeadline: Duration? = null,
@@ -101,6 +105,9 @@ class Tracker(
         opt("max_in_flight", maxInFlight)
         opt("rate_limit_per_minute", rateLimitPerMinute)
         opt("rate_limiter", rateLimiter)
+        opt("shared_budget", sharedBudget)
+        opt("shared_budget_prefix", sharedBudgetPrefix)
+        opt("shared_budget_fallback_percent", sharedBudgetFallbackPercent)
         opt("request_timeout", requestTimeout)
         opt("max_retries", maxRetries)
         opt("retry_deadline", retryDeadline)
@@ -267,6 +274,9 @@ class Tracker(
         private var maxInFlight: Int? = null
         private var rateLimitPerMinute: Int? = null
         private var rateLimiter: RateLimiter? = null
+        private var sharedBudget: String? = null
+        private var sharedBudgetPrefix: String? = null
+        private var sharedBudgetFallbackPercent: Int? = null
         private var requestTimeout: Duration? = null
         private var maxRetries: Int? = null
         private var retryDeadline: Duration? = null
@@ -299,6 +309,9 @@ class Tracker(
         fun maxInFlight(v: Int) = apply { maxInFlight = v }
         fun rateLimitPerMinute(v: Int) = apply { rateLimitPerMinute = v }
         fun rateLimiter(v: RateLimiter?) = apply { rateLimiter = v }
+        fun sharedBudget(v: String?) = apply { sharedBudget = v }
+        fun sharedBudgetPrefix(v: String?) = apply { sharedBudgetPrefix = v }
+        fun sharedBudgetFallbackPercent(v: Int) = apply { sharedBudgetFallbackPercent = v }
         fun requestTimeout(v: Duration?) = apply { requestTimeout = v }
         fun maxRetries(v: Int) = apply { maxRetries = v }
         fun retryDeadline(v: Duration?) = apply { retryDeadline = v }
@@ -324,9 +337,10 @@ class Tracker(
         /** @throws ConfigException for an invalid option or a missing token. */
         fun build(): Tracker = Tracker(
             accessToken, region, baseUrl, apiVersion, queueCapacity, overflow, blockTimeout, maxInFlight,
-            rateLimitPerMinute, rateLimiter, requestTimeout, maxRetries, retryDeadline, backoffBase, backoffMax,
-            authProbeInterval, maxEventNames, allowedEventNames, dedupe, spoolDir, spoolMaxBytes, spoolSyncInterval,
-            unknownContact, unknownContactWait, unknownContactBackoff, memory, dropTimeout, userAgentSuffix,
+            rateLimitPerMinute, rateLimiter, sharedBudget, sharedBudgetPrefix, sharedBudgetFallbackPercent, requestTimeout,
+            maxRetries, retryDeadline, backoffBase, backoffMax, authProbeInterval, maxEventNames, allowedEventNames, dedupe,
+            spoolDir, spoolMaxBytes, spoolSyncInterval, unknownContact, unknownContactWait, unknownContactBackoff, memory,
+            dropTimeout, userAgentSuffix,
             onError, flushAtExit, exitTimeout,
         )
     }
