@@ -195,28 +195,26 @@ fn record_at(buf: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// Whether the run of back-to-back valid records from `later` is to be
-/// trusted over the run from `earlier` (`earlier < later`, `later` inside
-/// `earlier`'s first record): it ends further on, or the two meet and `later`
-/// took more records to get there (a record-shaped stretch reaching over real
-/// records is one record where they are several). The runs are walked side by
-/// side only until they meet or one stops, so the cost is the stretch where
-/// they disagree, not the rest of the buffer.
+/// Whether the run of back-to-back valid records from `later` ends further
+/// on than the run from `earlier` (`earlier < later`, `later` inside
+/// `earlier`'s first record). If the runs meet, they end alike and the earlier
+/// one is kept. They are walked side by side only until they meet or one
+/// stops, so the cost is the stretch where they disagree, not the rest of the
+/// buffer.
 fn later_run_wins(buf: &[u8], earlier: usize, later: usize) -> bool {
     let (mut a, mut b) = (earlier, later);
-    let (mut na, mut nb) = (0u32, 0u32);
     loop {
         if a == b {
-            return nb > na;
+            return false;
         }
         if a < b {
             match record_at(buf, a) {
-                Some(size) => (a, na) = (a + size, na + 1),
+                Some(size) => a += size,
                 None => return true,
             }
         } else {
             match record_at(buf, b) {
-                Some(size) => (b, nb) = (b + size, nb + 1),
+                Some(size) => b += size,
                 None => return false,
             }
         }
@@ -228,10 +226,12 @@ fn later_run_wins(buf: &[u8], earlier: usize, later: usize) -> bool {
 /// record's payload can hold bytes that parse as a record (a settle list is
 /// arbitrary bytes), and such a record can reach over the intact records
 /// after it (found by `cargo fuzz`, core/fuzz/README.md). So every valid
-/// record that starts inside the chosen one competes with it
-/// ([`later_run_wins`]); a full tie keeps the earlier one (a real record
-/// whose payload merely ends with a record-shaped stretch: the bytes alone
-/// cannot tell that from the reverse).
+/// record that starts inside the chosen one competes with it, and the one
+/// whose run reaches further wins ([`later_run_wins`]). Runs that meet keep
+/// the earlier record: an intact record whose payload merely ends with
+/// record-shaped stretches must stay whole (the fuzzer found that case too),
+/// and from the bytes alone that cannot be told from a stretch that reaches
+/// exactly over whole records.
 fn resync(buf: &[u8], from: usize) -> Option<usize> {
     let find = |from: usize, to: usize| (from..to.min(buf.len())).find(|&p| record_at(buf, p).is_some());
     let mut best = find(from, buf.len())?;

@@ -163,3 +163,20 @@ fn a_forged_record_reaching_over_intact_ones_loses_to_them() {
     assert_eq!(seqs, [7, 0, 8], "{got:?}");
     assert_eq!(got.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), after);
 }
+
+/// The fuzzer's second finding, against a first version of the fix that, when
+/// two runs met, trusted the one made of more records: an intact record whose
+/// payload ends with two record-shaped stretches, after a damaged record,
+/// must be read back whole, not as the two stretches.
+#[test]
+fn an_intact_record_whose_payload_ends_with_record_shaped_stretches_stays_whole() {
+    let mut inner = Vec::new();
+    encode(&mut inner, 1, 15, b"").unwrap();
+    encode(&mut inner, 1, 15, b"").unwrap();
+    let mut payload = 0x5a5au64.to_le_bytes().repeat(4);
+    payload.extend_from_slice(&inner);
+    let records: Vec<Rec> = vec![(2, 1, 3u64.to_le_bytes().to_vec()), (2, 256, payload)];
+    let (mut bytes, ranges) = log(&records);
+    bytes[0] ^= 0x01;
+    assert_eq!(read(&bytes), [(ranges[1].start, records[1].clone())]);
+}
