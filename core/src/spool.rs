@@ -162,10 +162,7 @@ pub fn scan(buf: &[u8], at_end: bool, mut f: impl FnMut(u8, u64, &[u8], usize)) 
             }
             bad => {
                 // Is there a valid record further on? Then this was corruption.
-                let next = (pos + 1..buf.len()).find(|&p| {
-                    buf[p] == MAGIC[0] && matches!(parse(&buf[p..]), Parsed::Record { .. })
-                });
-                match next {
+                match resync(buf, pos + 1) {
                     Some(p) => {
                         end.corrupt += 1;
                         pos = p;
@@ -185,6 +182,69 @@ pub fn scan(buf: &[u8], at_end: bool, mut f: impl FnMut(u8, u64, &[u8], usize)) 
     }
     end.consumed = pos;
     end
+}
+
+/// The size of the valid record at `at`, if there is one.
+fn record_at(buf: &[u8], at: usize) -> Option<usize> {
+    if buf.get(at) != Some(&MAGIC[0]) {
+        return None;
+    }
+    match parse(&buf[at..]) {
+        Parsed::Record { size, .. } => Some(size),
+        _ => None,
+    }
+}
+
+/// Whether the run of back-to-back valid records from `later` ends further
+/// on than the run from `earlier` (`earlier < later`, `later` inside
+/// `earlier`'s first record). If the runs meet, they end alike and the earlier
+/// one is kept. They are walked side by side only until they meet or one
+/// stops, so the cost is the stretch where they disagree, not the rest of the
+/// buffer.
+fn later_run_wins(buf: &[u8], earlier: usize, later: usize) -> bool {
+    let (mut a, mut b) = (earlier, later);
+    loop {
+        if a == b {
+            return false;
+        }
+        if a < b {
+            match record_at(buf, a) {
+                Some(size) => a += size,
+                None => return true,
+            }
+        } else {
+            match record_at(buf, b) {
+                Some(size) => b += size,
+                None => return false,
+            }
+        }
+    }
+}
+
+/// After a corrupt stretch: the offset of the next record to trust, at or
+/// after `from`. The first valid-looking record is not enough: a damaged
+/// record's payload can hold bytes that parse as a record (a settle list is
+/// arbitrary bytes), and such a record can reach over the intact records
+/// after it (found by `cargo fuzz`, core/fuzz/README.md). So every valid
+/// record that starts inside the chosen one competes with it, and the one
+/// whose run reaches further wins ([`later_run_wins`]). Runs that meet keep
+/// the earlier record: an intact record whose payload merely ends with
+/// record-shaped stretches must stay whole (the fuzzer found that case too),
+/// and from the bytes alone that cannot be told from a stretch that reaches
+/// exactly over whole records.
+fn resync(buf: &[u8], from: usize) -> Option<usize> {
+    let find = |from: usize, to: usize| (from..to.min(buf.len())).find(|&p| record_at(buf, p).is_some());
+    let mut best = find(from, buf.len())?;
+    let mut limit = best + record_at(buf, best).unwrap_or(0);
+    let mut p = best + 1;
+    while let Some(q) = find(p, limit) {
+        if later_run_wins(buf, best, q) {
+            best = q;
+            limit = q + record_at(buf, q).unwrap_or(0);
+        }
+        p = q + 1;
+    }
+    Some(best)
 }
 
 /// The lock on one slot, held while its tracker lives. A forked child closes

@@ -118,3 +118,65 @@ fn write_seed_corpus() {
         std::fs::write(dir.join(name), log(&recs).0).unwrap();
     }
 }
+
+/// Found by `cargo fuzz run spool_reader` (core/fuzz/README.md): the first
+/// record's header is damaged (byte 0 flipped), and its payload holds, at
+/// offset 88, bytes that parse as a valid 115-byte record reaching over the
+/// four intact records at 116, 160, 179 and 198 and ending inside the last
+/// one. The reader used to resync on that stretch and lose all four.
+#[test]
+fn a_record_shaped_stretch_in_a_damaged_payload_does_not_swallow_the_records_after_it() {
+    let hex = concat!(
+        "55430161000000ff600000e7706772a6bba29c60ffffffffffffff036465642d706c616e222c2263726561742264653a",
+        "5f74613137757365725f692a706c61544364223a22752d223a7b22706c616e223a2270726f227d7d5443016000000001",
+        "0000000000002246fcc86e616465642d706c616e544302190000002c22637265617465d9d9a5d55f6174223a30383530",
+        "3030303030702c22757365725f696422544302000000000000000000000000c9f3286f54430200000000000000000000",
+        "0000c9f3286f544302000000000000000000000000c9f3286f",
+    );
+    let damaged: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    assert!(matches!(trackcore::spool::parse(&damaged[88..]), trackcore::spool::Parsed::Record { size: 115, .. }), "the stretch at 88 is record-shaped");
+    let intact: Vec<(usize, Rec)> = read(&damaged[116..]).into_iter().map(|(at, r)| (at + 116, r)).collect();
+    assert_eq!(intact.iter().map(|(at, _)| *at).collect::<Vec<_>>(), [116, 160, 179, 198]);
+    assert_eq!(read(&damaged), intact);
+}
+
+/// The same finding, built on purpose: a damaged record whose payload ends in
+/// a record header whose checksum covers the next records' first bytes, so it
+/// parses as a record reaching into the middle of the last one. Every record
+/// after the damaged one is read back, and the forged one is not.
+#[test]
+fn a_forged_record_reaching_over_intact_ones_loses_to_them() {
+    let after: Vec<Rec> = vec![(1, 7, b"{\"event_name\":\"b\"}".to_vec()), (2, 0, 7u64.to_le_bytes().to_vec()), (1, 8, b"{\"event_name\":\"d\"}".to_vec())];
+    let (tail, _) = log(&after);
+    let mut forged = Vec::new();
+    encode(&mut forged, 1, 99, &tail[..tail.len() - 5]).unwrap();
+    let mut payload = b"{\"event_name\":\"a\"}".to_vec();
+    payload.extend_from_slice(&forged[..HEADER]);
+    let mut bytes = Vec::new();
+    encode(&mut bytes, 2, 1, &payload).unwrap();
+    let start = bytes.len();
+    bytes.extend_from_slice(&tail);
+    bytes[0] ^= 0x01;
+    assert!(matches!(trackcore::spool::parse(&bytes[start - HEADER..]), trackcore::spool::Parsed::Record { seq: 99, .. }));
+    let got = read(&bytes);
+    let seqs: Vec<u64> = got.iter().map(|(_, (_, seq, _))| *seq).collect();
+    assert_eq!(seqs, [7, 0, 8], "{got:?}");
+    assert_eq!(got.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), after);
+}
+
+/// The fuzzer's second finding, against a first version of the fix that, when
+/// two runs met, trusted the one made of more records: an intact record whose
+/// payload ends with two record-shaped stretches, after a damaged record,
+/// must be read back whole, not as the two stretches.
+#[test]
+fn an_intact_record_whose_payload_ends_with_record_shaped_stretches_stays_whole() {
+    let mut inner = Vec::new();
+    encode(&mut inner, 1, 15, b"").unwrap();
+    encode(&mut inner, 1, 15, b"").unwrap();
+    let mut payload = 0x5a5au64.to_le_bytes().repeat(4);
+    payload.extend_from_slice(&inner);
+    let records: Vec<Rec> = vec![(2, 1, 3u64.to_le_bytes().to_vec()), (2, 256, payload)];
+    let (mut bytes, ranges) = log(&records);
+    bytes[0] ^= 0x01;
+    assert_eq!(read(&bytes), [(ranges[1].start, records[1].clone())]);
+}
