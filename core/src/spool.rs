@@ -555,11 +555,13 @@ impl SpoolStore {
                                 Counters::add(&self.counters.spool_corrupt, 1);
                             }
                         }
-                        pos = (pos + 1..cur.buf.len())
-                            .find(|&p| {
-                                cur.buf[p] == MAGIC[0] && parse(&cur.buf[p..]) != Parsed::Corrupt
-                            })
-                            .unwrap_or(cur.buf.len());
+                        // The same choice as `scan` among the whole records read;
+                        // else wait at the first place a record may yet complete.
+                        pos = resync(&cur.buf, pos + 1).unwrap_or_else(|| {
+                            (pos + 1..cur.buf.len())
+                                .find(|&p| cur.buf[p] == MAGIC[0] && parse(&cur.buf[p..]) != Parsed::Corrupt)
+                                .unwrap_or(cur.buf.len())
+                        });
                     }
                 }
             }
