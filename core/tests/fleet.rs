@@ -1,9 +1,10 @@
 //! Fleet mode (`shared_budget`) against a real `redis-server` and the emulator.
 //!
-//! Each test starts its own Redis on a free port (`scripts/fleet-tests.sh`
+//! Each test starts its own Redis on a free port (`tests/fleet/run.sh`
 //! installs Debian's `redis-server` when it is missing) and stops it. The
-//! multi-process tests run this same test binary as the other processes
-//! (the ignored `fleet_worker` test, driven by environment variables).
+//! multi-process tests run `core/examples/fleet_worker.rs` as the other
+//! processes (the same worker `tests/fleet/mixed.py` runs beside the Python,
+//! Node and JVM ones); run.sh builds it first.
 
 mod common;
 
@@ -14,7 +15,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::{config, TOKEN};
-use trackcore::{Error, Event, OptionValue, Tracker};
+use trackcore::{OptionValue, Tracker};
 use trackcore_emulator::{Emulator, EmulatorConfig};
 
 /// A `redis-server` of this test's own, stopped (killed) on drop.
@@ -39,7 +40,7 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} ({e}); scripts/fleet-tests.sh installs it"));
+            .unwrap_or_else(|e| panic!("cannot start {bin} ({e}); tests/fleet/run.sh installs it"));
         let r = Redis { child, port };
         // Ready when it answers PING (bounded).
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -150,68 +151,21 @@ fn the_lease_script_never_grants_more_than_the_limit_in_any_window() {
     eprintln!("granted {total} in 12 s to {clients} clients; at most {worst} in any 10 s (allowance {allowance})");
 }
 
-/// Runs as a child process of the tests below (see `spawn_worker`).
-#[test]
-#[ignore = "a child process of the fleet tests, not a test of its own"]
-fn fleet_worker() {
-    let Ok(mode) = std::env::var("FLEET_WORKER") else { return };
-    let env = |k: &str| std::env::var(k).unwrap_or_default();
-    let mut options = vec![("max_in_flight", OptionValue::Int(16)), ("rate_limit_per_minute", OptionValue::Int(env("FLEET_RATE").parse().unwrap()))];
-    if !env("FLEET_REDIS").is_empty() {
-        options.push(("shared_budget", OptionValue::Str(env("FLEET_REDIS"))));
-        options.push(("shared_budget_prefix", OptionValue::Str(env("FLEET_PREFIX"))));
-    }
-    let (c, reports) = config(&env("FLEET_EMULATOR"), &options);
-    let tracker = Tracker::new(c).unwrap();
-    let mut out = std::io::stdout();
-    writeln!(out, "ready").unwrap();
-    out.flush().unwrap();
-    // Start when the parent says so (all processes at once).
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).unwrap();
-    let mut result = serde_json::Map::new();
-    match mode.as_str() {
-        "events" => {
-            let n: usize = env("FLEET_EVENTS").parse().unwrap();
-            let who = env("FLEET_NAME");
-            for i in 0..n {
-                tracker.track(Event::new("fleet-run").user_id(format!("{who}-{i}")).meta("i", i as i64)).unwrap();
-            }
-        }
-        "names" => {
-            let (from, to): (usize, usize) = (env("FLEET_FROM").parse().unwrap(), env("FLEET_TO").parse().unwrap());
-            let mut refused = Vec::new();
-            for i in from..to {
-                match tracker.track(Event::new(format!("name-{i}")).user_id("u-1")) {
-                    Ok(()) => {}
-                    Err(Error::EventNameLimitReached { name, .. }) => refused.push(serde_json::Value::from(name)),
-                    Err(e) => panic!("{e}"),
-                }
-            }
-            result.insert("refused_at_track".into(), refused.into());
-        }
-        other => panic!("unknown worker mode {other}"),
-    }
-    assert!(tracker.flush(Duration::from_secs(120)), "flush timed out");
-    let s = tracker.stats();
-    for (k, v) in s.fields() {
-        result.insert(k.into(), v.into());
-    }
-    let reported: Vec<serde_json::Value> =
-        reports.lock().unwrap().iter().map(|(code, msg, ev)| serde_json::json!({"code": code, "name": ev["event_name"], "message": msg})).collect();
-    result.insert("reports".into(), reported.into());
-    writeln!(out, "{}", serde_json::Value::Object(result)).unwrap();
-}
-
 struct Worker {
     child: Child,
     lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
 
 fn spawn_worker(mode: &str, env: &[(&str, String)]) -> Worker {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["fleet_worker", "--exact", "--ignored", "--nocapture", "--test-threads=1", "-q"])
-        .env("FLEET_WORKER", mode)
+    // core/examples/fleet_worker.rs, built beside this test by tests/fleet/run.sh.
+    let exe = std::env::current_exe().unwrap();
+    let worker = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join("fleet_worker");
+    assert!(worker.exists(), "{} is missing: cargo build --release -p trackcore --example fleet_worker (tests/fleet/run.sh does)", worker.display());
+    let mut cmd = Command::new(worker);
+    cmd.env("FLEET_WORKER", mode)
+        .env("FLEET_TOKEN", TOKEN)
+        .env("FLEET_BACKOFF_BASE", "0.05")
+        .env("FLEET_BACKOFF_MAX", "0.2")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

@@ -26,11 +26,12 @@ fi
 
 # Release: four tracking processes, the emulator and Redis share the machine;
 # debug builds spend most of it on HTTP and TLS code paths, not on pacing.
+# The Rust worker process of both suites.
+cargo build --locked --release -q -p trackcore --example fleet_worker
 cargo test --locked --release -p trackcore --test fleet
 
 workers="${FLEET_WORKERS:-rust,python,node,jvm}"
 cargo build --locked --release -q -p trackcore-emulator
-cargo build --locked --release -q -p trackcore --example fleet_worker
 if [[ ",$workers," == *,jvm,* ]]; then
     jar="$(ls bindings-kotlin/target/trackcore-*.jar | head -n1)"
     mvn -B -q -ntp -Dstyle.color=never -f bindings-kotlin/pom.xml dependency:build-classpath \
