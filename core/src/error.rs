@@ -157,6 +157,11 @@ pub enum Error {
         "spool: {stretches} corrupt or torn records were skipped while reading the spool back"
     )]
     SpoolCorrupt { stretches: u64 },
+    /// A notice, not a loss: fleet mode's Redis cannot be reached (`reason`);
+    /// each tracker paces locally at `shared_budget_fallback_percent` of the
+    /// limit until it answers again. Reported once per episode, with an empty event.
+    #[error("shared_budget: Redis cannot be reached ({reason}); pacing locally at shared_budget_fallback_percent of the limit until it answers")]
+    SharedBudgetUnavailable { reason: String },
 }
 
 impl Error {
@@ -202,6 +207,7 @@ impl Error {
             DeliveryStalled { .. } => "delivery_stalled",
             SpoolFull { .. } => "spool_full",
             SpoolCorrupt { .. } => "spool_corrupt",
+            SharedBudgetUnavailable { .. } => "shared_budget_unavailable",
         }
     }
 
@@ -278,6 +284,7 @@ impl Error {
                 | Error::DeliveryStalled { .. }
                 | Error::SpoolFull { .. }
                 | Error::SpoolCorrupt { .. }
+                | Error::SharedBudgetUnavailable { .. }
         )
     }
 
@@ -359,4 +366,5 @@ pub const ERROR_CODES: &[&str] = &[
     "delivery_stalled",
     "spool_full",
     "spool_corrupt",
+    "shared_budget_unavailable",
 ];

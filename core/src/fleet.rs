@@ -247,6 +247,8 @@ struct State {
     wait_until: Option<Instant>,
     /// Set while Redis is unreachable: since when.
     fallback_since: Option<Instant>,
+    /// Why the fallback started, until the scheduler has reported it.
+    unreported_fallback: Option<String>,
     /// What `observe` learned, for the thread to push.
     stop_ms: u64,
     limit_seen: u64,
@@ -429,6 +431,10 @@ pub struct FleetLimiter {
 }
 
 impl RateLimiter for FleetLimiter {
+    fn notice(&mut self) -> Option<String> {
+        self.inner.lock().unreported_fallback.take()
+    }
+
     fn reserve(&mut self, wanted: u32, now: Instant) -> Reservation {
         let mut s = self.inner.lock();
         if s.fallback_since.is_some() {
@@ -536,6 +542,7 @@ pub(crate) fn start(
             demand_at: Instant::now(),
             wait_until: None,
             fallback_since: None,
+            unreported_fallback: None,
             stop_ms: 0,
             limit_seen: 0,
             returned: 0,
@@ -646,6 +653,7 @@ impl Worker {
                     s.wait_until = None;
                     if s.fallback_since.is_none() {
                         s.fallback_since = Some(Instant::now());
+                        s.unreported_fallback = Some(describe(&e));
                         drop(s);
                         log::warn!(target: "trackcore", "fleet mode: Redis is unreachable ({}); pacing locally at the configured share of the limit until it answers", describe(&e));
                     } else {

@@ -66,6 +66,12 @@ pub trait RateLimiter: Send {
     fn release(&mut self, unused: u32) {
         let _ = unused;
     }
+    /// Trouble the error callback should hear about, once per episode (fleet
+    /// mode: the shared budget cannot be reached and pacing fell back to
+    /// local). The scheduler asks after every reservation. The default has none.
+    fn notice(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Builds a limiter for a tracker (and again for a forked child).

@@ -938,6 +938,10 @@ impl Scheduler {
                 let answer = catch_unwind(AssertUnwindSafe(|| limiter.reserve(wanted, now))).unwrap_or_else(|_| {
                     Reservation::Unavailable { retry_at: now + Duration::from_secs(1), reason: "the rate limiter panicked".into() }
                 });
+                let limiter = &mut self.limiter;
+                if let Ok(Some(reason)) = catch_unwind(AssertUnwindSafe(|| limiter.notice())) {
+                    out.push(Action::Report { body: Body::from(&b"{}"[..]), error: Error::SharedBudgetUnavailable { reason } });
+                }
                 let wait_until = match answer {
                     Reservation::Granted(n) => {
                         self.lease = n.max(1);

@@ -34,6 +34,7 @@ const NOT_COVERED: &[&str] = &[
     "delivery_stalled",
     "spool_full",
     "spool_corrupt",
+    "shared_budget_unavailable",
     "unsupported_type",
     "duplicate_metadata_key",
     "invalid_unicode",

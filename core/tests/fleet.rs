@@ -323,7 +323,9 @@ fn redis_killed_mid_run_and_restarted_loses_nothing_and_shared_mode_resumes() {
     assert_eq!(emu.stats().stored, n as u64);
     assert_eq!(s.failed + s.dropped, 0, "{s:?}");
     assert_eq!(emu.stats().rate_limited, 0);
-    assert!(reports.lock().unwrap().is_empty());
+    let heard: Vec<String> = reports.lock().unwrap().iter().map(|(code, _, _)| code.clone()).collect();
+    assert_eq!(heard, vec!["shared_budget_unavailable"], "the callback hears of the fallback once, and of no lost event");
+    assert!(!reports.lock().unwrap()[0].1.contains("redis://"), "the Redis URL (and its password) is not in the report");
     common::assert_accounted(&s);
 }
 
