@@ -115,6 +115,7 @@ fn what_a_shutdown_leaves_in_the_spool_is_delivered_by_the_next_tracker() {
         0,
         "a drained spool gives nothing back ({left} event records still in its files, all settled)"
     );
+    drop(closed);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
