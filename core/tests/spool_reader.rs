@@ -102,23 +102,6 @@ fn every_single_byte_flip_and_every_cut_of_the_seed_corpus() {
     }
 }
 
-/// Regenerates the seed corpus (run by hand after a format change):
-/// `cargo test -p trackcore --test spool_reader -- --ignored write_seed_corpus`
-#[test]
-#[ignore]
-fn write_seed_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/spool");
-    let body = |i: u64| format!("{{\"event_name\":\"upgraded-plan\",\"created_at\":{},\"user_id\":\"u-{i}\",\"metadata\":{{\"plan\":\"pro\"}}}}", 1_700_000_000 + i).into_bytes();
-    let events: Vec<Rec> = (0..6).map(|i| (1, i, body(i))).collect();
-    let mut mixed: Vec<Rec> = (10..14).map(|i| (1, i, body(i))).collect();
-    mixed.push((2, 0, [10u64, 12].iter().flat_map(|s| s.to_le_bytes()).collect()));
-    mixed.push((1, 14, body(14)));
-    mixed.push((1, 15, Vec::new()));
-    for (name, recs) in [("events.log", events), ("events-and-settles.log", mixed)] {
-        std::fs::write(dir.join(name), log(&recs).0).unwrap();
-    }
-}
-
 /// Found by `cargo fuzz run spool_reader` (core/fuzz/README.md): the first
 /// record's header is damaged (byte 0 flipped), and its payload holds, at
 /// offset 88, bytes that parse as a valid 115-byte record reaching over the
