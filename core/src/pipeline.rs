@@ -300,16 +300,7 @@ impl Runtime {
 
     /// Send a sync marker and wait for its answer until `deadline`.
     pub fn sync(&self, deadline: Instant) -> bool {
-        let (tx, rx) = bounded(1);
-        if self.ingress.send(Msg::Sync(tx)).is_err() {
-            return false;
-        }
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        select! {
-            recv(rx) -> r => r.unwrap_or(false),
-            recv(self.stopped) -> _ => { self.settle_stranded(); false },
-            default(timeout) => false,
-        }
+        self.ask(Msg::Sync, deadline)
     }
 
     /// The names this pipeline has seen, for a successor after a fork.
@@ -329,8 +320,15 @@ impl Runtime {
 
     /// Send a flush marker and wait for its answer until `deadline`.
     pub fn flush(&self, deadline: Instant) -> bool {
+        self.ask(|tx| Msg::Flush(tx, deadline), deadline)
+    }
+
+    /// Send the marker `msg` builds around an answer channel, in order behind
+    /// everything tracked before, and wait for the dispatcher's answer until
+    /// `deadline` (`false` at the deadline, or if it stopped without answering).
+    fn ask(&self, msg: impl FnOnce(Sender<bool>) -> Msg, deadline: Instant) -> bool {
         let (tx, rx) = bounded(1);
-        if self.ingress.send(Msg::Flush(tx, deadline)).is_err() {
+        if self.ingress.send(msg(tx)).is_err() {
             return false;
         }
         let timeout = deadline.saturating_duration_since(Instant::now());
