@@ -9,12 +9,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{config, TOKEN};
+use common::{config, free_port, TOKEN};
 use trackcore::{OptionValue, Tracker};
 use trackcore_emulator::{Emulator, EmulatorConfig};
 
@@ -22,10 +21,6 @@ use trackcore_emulator::{Emulator, EmulatorConfig};
 struct Redis {
     child: Child,
     port: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Redis {

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,15 +21,6 @@ fn temp_dir(name: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-/// A port nothing listens on (an Intercom that is down).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn spool(dir: &Path) -> (&'static str, OptionValue) {
@@ -63,7 +53,7 @@ fn user_ids(emu: &trackcore_emulator::Emulator) -> Vec<String> {
 #[test]
 fn what_a_shutdown_leaves_in_the_spool_is_delivered_by_the_next_tracker() {
     let dir = temp_dir("handover");
-    let down = format!("http://127.0.0.1:{}", closed_port());
+    let down = format!("http://127.0.0.1:{}", free_port());
     let (c, reports) = config(&down, &[spool(&dir)]);
     let t = Tracker::new(c).unwrap();
     for i in 0..3000 {
@@ -122,7 +112,7 @@ fn what_a_shutdown_leaves_in_the_spool_is_delivered_by_the_next_tracker() {
 #[test]
 fn events_beyond_the_memory_window_wait_on_disk_and_all_arrive_when_intercom_is_back() {
     let dir = temp_dir("window");
-    let port = closed_port();
+    let port = free_port();
     let (t, reports) = {
         let (c, r) = config(
             &format!("http://127.0.0.1:{port}"),
@@ -179,7 +169,7 @@ fn events_beyond_the_memory_window_wait_on_disk_and_all_arrive_when_intercom_is_
 #[test]
 fn sync_means_on_disk_and_the_token_never_is() {
     let dir = temp_dir("sync");
-    let down = format!("http://127.0.0.1:{}", closed_port());
+    let down = format!("http://127.0.0.1:{}", free_port());
     let (t, _) = {
         let (c, r) = config(&down, &[spool(&dir)]);
         (Tracker::new(c).unwrap(), r)
@@ -221,7 +211,7 @@ fn a_spool_dir_that_cannot_be_used_is_a_config_error_naming_the_option() {
 #[test]
 fn a_forked_child_writes_its_own_slot_never_its_parents() {
     let dir = temp_dir("fork");
-    let down = format!("http://127.0.0.1:{}", closed_port());
+    let down = format!("http://127.0.0.1:{}", free_port());
     let (c, _) = config(&down, &[spool(&dir)]);
     let t = Tracker::new(c).unwrap();
     for i in 0..10 {
@@ -260,7 +250,7 @@ fn a_forked_child_writes_its_own_slot_never_its_parents() {
 #[test]
 fn past_spool_max_bytes_new_events_are_dropped_counted_and_reported() {
     let dir = temp_dir("full");
-    let down = format!("http://127.0.0.1:{}", closed_port());
+    let down = format!("http://127.0.0.1:{}", free_port());
     let (t, reports) = {
         let (c, r) = config(&down, &[spool(&dir), ("spool_max_bytes", OptionValue::Int(8192))]);
         (Tracker::new(c).unwrap(), r)

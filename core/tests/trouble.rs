@@ -39,7 +39,7 @@ fn capture_logs() {
 fn a_closed_port_is_logged_once_and_reported_before_any_event_is_lost() {
     capture_logs();
     // A port nothing listens on: every connection is refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let (mut c, _) = config(&format!("http://127.0.0.1:{port}"), &[("retry_deadline", OptionValue::Float(600.0))]);
     let (tx, rx) = crossbeam_channel::unbounded();
     c.on_error = Some(std::sync::Arc::new(move |_, e| {
@@ -68,7 +68,7 @@ fn the_spool_says_when_it_grows_and_drains_and_nothing_anywhere_holds_the_token(
     capture_logs();
     let dir = std::env::temp_dir().join(format!("trackcore-trouble-spool-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let (c, reports) = config(
         &format!("http://127.0.0.1:{port}"),
         &[

@@ -43,6 +43,12 @@ pub fn config(base_url: &str, options: &[(&str, OptionValue)]) -> (Config, Repor
     (c, reports)
 }
 
+/// A port on 127.0.0.1 that nothing listens on once this returns: an
+/// Intercom that is down, or a free port for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 pub fn ev(i: usize) -> Event {
     Event::new("upgraded-plan").user_id(format!("u-{i}")).meta("plan", "pro").meta("seats", i as i64)
 }
