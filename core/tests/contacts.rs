@@ -101,9 +101,13 @@ fn wait_reports_events_whose_contact_never_appears_after_the_window_with_few_req
     let s = t.stats();
     assert_eq!((s.failed_rejected, s.delivered, s.waiting_for_contact, s.queued), (10, 0, 0, 0), "{s:?}");
     assert_accounted(&s);
-    // One probe per contact per backoff (0.1 s doubling to 0.4 s), not one per event.
+    // One probe per contact per backoff (0.1 s doubling to 0.4 s), not one per
+    // event. How many of the 10 go out before the first 404 comes back depends
+    // on the machine (all 10 in one batch, or only the first): the rest wait
+    // behind the contact's probe. So: at least the first send and one probe,
+    // at most every event once plus the probes the window leaves room for.
     let posts = emu.stats().event_posts;
-    assert!((10..=20).contains(&posts), "{posts} POST /events for 10 events over a 1 s window");
+    assert!((2..=20).contains(&posts), "{posts} POST /events for 10 events over a 1 s window");
 }
 
 #[test]
