@@ -106,9 +106,11 @@ test('shutdown keeps its bound, reports what it gave up, and closes the tracker'
   tr.track('stuck', { userId: 'u' });
   assert.ok(await emu.waitHeld(1));
   const start = Date.now();
-  assert.equal(await tr.shutdown({ timeoutMs: 500 }), false);
+  // The last fifth of the bound (200 ms) is the report's time to reach the
+  // callback: room for a loaded machine's scheduling, still a tight bound.
+  assert.equal(await tr.shutdown({ timeoutMs: 1000 }), false);
   const took = Date.now() - start;
-  assert.ok(took < 500 + SLACK_MS, `shutdown took ${took} ms`);
+  assert.ok(took < 1000 + SLACK_MS, `shutdown took ${took} ms`);
   assert.deepEqual(reports, ['undelivered_at_shutdown'], 'reported before shutdown resolved');
   assert.equal(tr.stats().droppedShutdown, 1);
   assert.throws(() => tr.track('late', { userId: 'u' }), TrackerClosedError);
@@ -140,7 +142,7 @@ test('DEBUG=trackcore writes the core log lines to stderr', async (t) => {
     const { Tracker } = require(${JSON.stringify(PKG)});
     const t = new Tracker({ accessToken: 'tok_secret', baseUrl: 'http://127.0.0.1:9', backoffBase: 0.01 });
     t.track('e', { userId: 'u' });
-    t.flush({ timeoutMs: 300 }).then(() => t.shutdown({ timeoutMs: 0 }));`;
+    t.flush({ timeoutMs: 1000 }).then(() => t.shutdown({ timeoutMs: 0 }));`;
   const on = await runNode(script, { env: { DEBUG: 'express:*,trackcore' } });
   assert.equal(on.code, 0, on.stderr);
   assert.match(on.stderr, /trackcore warn delivery failing/);
@@ -179,14 +181,14 @@ test('an idle tracker never keeps the process alive, and the exit flush keeps it
   await emu.hold();
   const script = `
     const { Tracker } = require(${JSON.stringify(PKG)});
-    const t = new Tracker({ baseUrl: process.env.URL, exitTimeout: 0.5, onError: (e, err) => console.log(err.code) });
+    const t = new Tracker({ baseUrl: process.env.URL, exitTimeout: 1, onError: (e, err) => console.log(err.code) });
     t.track('never-answered', { userId: 'u' });`;
   const start = Date.now();
   const r = await runNode(script, { env: { URL: emu.url, INTERCOM_ACCESS_TOKEN: emu.token } });
   const took = Date.now() - start;
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'undelivered_at_shutdown');
-  assert.ok(took < 500 + 5000, `the process took ${took} ms to exit`);
+  assert.ok(took < 1000 + 5000, `the process took ${took} ms to exit`);
   const idle = await runNode(`new (require(${JSON.stringify(PKG)}).Tracker)({ memory: true, flushAtExit: false });`);
   assert.equal(idle.code, 0, idle.stderr);
 });
@@ -227,6 +229,8 @@ test('with spoolDir, what a shutdown leaves during an outage is delivered by the
   for (let i = 0; i < 200; i++) down.track('spooled', { userId: `n-${i}` });
   assert.equal(await down.sync({ timeoutMs: 10000 }), true);
   assert.equal(await down.shutdown({ timeoutMs: 300 }), false);
+  // Counted once the pipeline has stopped: a second shutdown waits for that.
+  assert.equal(await down.shutdown({ timeoutMs: 30000 }), false);
   const left = down.stats();
   assert.deepEqual([left.tracked, left.persisted, left.dropped], [200, 200, 0]);
 

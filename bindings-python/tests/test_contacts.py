@@ -113,7 +113,12 @@ def test_wait_reports_events_whose_contact_never_appears_after_the_window(start_
         assert "did not appear within" in str(error)
     s = tracker.stats()
     assert (s["failed_rejected"], s["waiting_for_contact"], s["queued"]) == (10, 0, 0), s
-    assert 10 <= emu.stats()["event_posts"] <= 20, "one probe per contact per backoff, not one per event"
+    # How many of the 10 leave before the first 404 returns depends on the
+    # machine (all in one batch, or only the first, the rest then waiting
+    # behind the contact's probe): the first send and at least one probe, at
+    # most every event once plus the probes the window leaves room for.
+    posts = emu.stats()["event_posts"]
+    assert 2 <= posts <= 20, f"{posts}: one probe per contact per backoff, not one per event"
     tracker.shutdown(2)
 
 

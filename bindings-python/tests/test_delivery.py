@@ -148,8 +148,10 @@ def test_shutdown_is_bounded_and_reports_what_was_not_delivered(emulator):
         tracker.track("pending", user_id=f"u-{i}")
     assert emulator.wait_held(1)
     start = time.monotonic()
-    assert tracker.shutdown(0.5) is False
-    assert time.monotonic() - start < 1.0
+    # The last fifth of the bound (200 ms) is the reports' time to reach the
+    # callback: room for a loaded machine's scheduling, still a tight bound.
+    assert tracker.shutdown(1.0) is False
+    assert time.monotonic() - start < 1.5
     stats = tracker.stats()
     assert stats["dropped_shutdown"] == 3, stats
     assert sorted(err.code for _, err in errors.calls) == ["undelivered_at_shutdown"] * 3

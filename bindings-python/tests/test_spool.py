@@ -37,6 +37,8 @@ def test_what_a_shutdown_leaves_is_delivered_by_the_next_tracker(tmp_path, emula
         t.track("spooled", user_id=f"p-{i}")
     assert t.sync(10)
     assert t.shutdown(0.3) is False
+    # Counted once the pipeline has stopped: a second shutdown waits for that.
+    assert t.shutdown(30) is False
     s = t.stats()
     assert (s["tracked"], s["persisted"], s["dropped"]) == (500, 500, 0), s
 

@@ -134,6 +134,8 @@ fn pauses_on_401_keeps_events_and_resumes_when_the_token_works() {
         t.track(ev(i)).unwrap();
     }
     assert!(!t.flush(Duration::from_millis(800)), "nothing can be delivered while the token is refused");
+    // A flush that returns false does not wait for the reporter: wait for the report.
+    eventually("the 401 reported", Duration::from_secs(10), || !codes(&reports).is_empty());
     let s = t.stats();
     assert!(s.auth_paused, "{s:?}");
     assert_eq!((s.delivered, s.failed, s.dropped), (0, 0, 0), "events are kept: {s:?}");
@@ -224,9 +226,11 @@ fn shutdown_is_bounded_and_reports_what_it_could_not_deliver() {
         t.track(ev(i)).unwrap();
     }
     assert!(emu.wait_held(1, Duration::from_secs(10)), "the first request reached the emulator");
+    // The last fifth of the bound (200 ms) is the reports' time to reach the
+    // callback: room for a loaded machine's scheduling, still a tight bound.
     let start = Instant::now();
-    assert!(!t.shutdown(Duration::from_millis(500)));
-    assert!(start.elapsed() < Duration::from_millis(900), "shutdown took {:?}", start.elapsed());
+    assert!(!t.shutdown(Duration::from_secs(1)));
+    assert!(start.elapsed() < Duration::from_millis(1500), "shutdown took {:?}", start.elapsed());
     let s = t.stats();
     assert_eq!(s.dropped_shutdown, 5, "{s:?}");
     assert_eq!(codes(&reports), vec!["undelivered_at_shutdown"; 5]);
@@ -239,12 +243,12 @@ fn shutdown_is_bounded_and_reports_what_it_could_not_deliver() {
 fn drop_shuts_down_within_its_bound() {
     let emu = emulator();
     emu.hold();
-    let (t, reports) = tracker(&emu, &[("drop_timeout", OptionValue::Float(0.3))]);
+    let (t, reports) = tracker(&emu, &[("drop_timeout", OptionValue::Float(1.0))]);
     t.track(ev(1)).unwrap();
     assert!(emu.wait_held(1, Duration::from_secs(10)));
     let start = Instant::now();
     drop(t);
-    assert!(start.elapsed() < Duration::from_millis(700), "{:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
     assert_eq!(codes(&reports), vec!["undelivered_at_shutdown"]);
     emu.open();
 }
@@ -543,11 +547,16 @@ fn shutdown_keeps_its_bound_with_200_000_events_pending() {
         t.track(ev(i)).unwrap();
     }
     assert!(emu.wait_held(1, Duration::from_secs(10)));
-    for (timeout, bound) in [(Duration::ZERO, Duration::from_millis(300)), (Duration::from_secs(2), Duration::from_millis(2300))] {
+    // Waiting for 200,000 events would take seconds: the zero bound's slack is
+    // scheduling noise on a loaded machine, far below that.
+    for (timeout, bound) in [(Duration::ZERO, Duration::from_secs(1)), (Duration::from_secs(2), Duration::from_millis(2300))] {
         let start = Instant::now();
         t.shutdown(timeout);
         assert!(start.elapsed() < bound, "shutdown({timeout:?}) took {:?}", start.elapsed());
     }
+    // Counted once the dispatcher has stopped (giving up 200,000 events in a
+    // debug build can outlast the bound): a third shutdown waits for that.
+    t.shutdown(Duration::from_secs(60));
     let s = t.stats();
     assert_eq!(s.dropped_shutdown, 200_000, "{s:?}");
     assert_accounted(&s);

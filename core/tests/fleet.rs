@@ -404,6 +404,8 @@ fn one_trackers_429_stops_every_tracker_until_the_reset() {
         assert!(Instant::now() < deadline, "the 429 never reached Redis");
         std::thread::sleep(Duration::from_millis(10));
     };
+    // The 429 is counted just after it is pushed: wait for the counter too.
+    common::eventually("the 429 counted", Duration::from_secs(10), || a.stats().rate_limited >= 1);
     assert_eq!(a.stats().rate_limited, 1);
     // Any other tracker of the app (here: a raw client of the same keys) is told to wait.
     let base = stop_key.trim_end_matches(":stop").to_string();

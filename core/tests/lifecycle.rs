@@ -79,11 +79,13 @@ fn concurrent_shutdowns_each_keep_their_own_deadline() {
             let start = Instant::now();
             (t.shutdown(Duration::from_secs(20)), start.elapsed())
         });
+        // 1 s, so its last fifth (200 ms) gives the report of the event it
+        // gives up time to reach the callback on a loaded machine.
         let start = Instant::now();
-        let clean = t.shutdown(Duration::from_millis(100));
+        let clean = t.shutdown(Duration::from_secs(1));
         let short = start.elapsed();
         assert!(!clean);
-        assert!(short < Duration::from_millis(600), "the 100 ms shutdown took {short:?}");
+        assert!(short < Duration::from_millis(1500), "the 1 s shutdown took {short:?}");
         let (clean, took) = long.join().unwrap();
         assert!(!clean, "the event was given up");
         assert!(took < Duration::from_secs(5), "the pipeline stopped by the earliest deadline: {took:?}");

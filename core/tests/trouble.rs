@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::sync::{Mutex, Once};
+use std::sync::{Mutex, MutexGuard, Once};
 use std::time::Duration;
 
 use common::*;
@@ -27,17 +27,25 @@ impl log::Log for Capture {
     fn flush(&self) {}
 }
 
-fn capture_logs() {
+/// Start capturing the process's log lines, and run alone: the logger is the
+/// process's, and both tests point a tracker at a closed port, so one test's
+/// "delivery failing" line would otherwise land in the other's capture.
+/// Returns the guard to hold for the whole test and where its lines begin.
+fn capture_logs() -> (MutexGuard<'static, ()>, usize) {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         log::set_logger(&Capture).unwrap();
         log::set_max_level(log::LevelFilter::Debug);
     });
+    let from = LINES.lock().unwrap().len();
+    (guard, from)
 }
 
 #[test]
 fn a_closed_port_is_logged_once_and_reported_before_any_event_is_lost() {
-    capture_logs();
+    let (_alone, from) = capture_logs();
     // A port nothing listens on: every connection is refused.
     let port = free_port();
     let (mut c, _) = config(&format!("http://127.0.0.1:{port}"), &[("retry_deadline", OptionValue::Float(600.0))]);
@@ -54,7 +62,7 @@ fn a_closed_port_is_logged_once_and_reported_before_any_event_is_lost() {
     let s = t.stats();
     assert_eq!((s.failed, s.dropped), (0, 0), "no event was lost: {s:?}");
     assert!(s.queued + s.in_flight == 20, "{s:?}");
-    let lines = LINES.lock().unwrap().clone();
+    let lines = LINES.lock().unwrap()[from..].to_vec();
     let failing: Vec<_> = lines.iter().filter(|(_, m)| m.starts_with("delivery failing")).collect();
     assert_eq!(failing.len(), 1, "one line for the change of state, however many attempts failed: {lines:?}");
     assert_eq!(failing[0].0, log::Level::Warn);
@@ -65,7 +73,7 @@ fn a_closed_port_is_logged_once_and_reported_before_any_event_is_lost() {
 
 #[test]
 fn the_spool_says_when_it_grows_and_drains_and_nothing_anywhere_holds_the_token() {
-    capture_logs();
+    let (_alone, from) = capture_logs();
     let dir = std::env::temp_dir().join(format!("trackcore-trouble-spool-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let port = free_port();
@@ -96,7 +104,7 @@ fn the_spool_says_when_it_grows_and_drains_and_nothing_anywhere_holds_the_token(
     assert!(t.flush(Duration::from_secs(60)), "{:?}", t.stats());
     assert_eq!(emu.stats().stored, 1000);
     assert!(t.shutdown(Duration::from_secs(5)));
-    let lines = LINES.lock().unwrap().clone();
+    let lines = LINES.lock().unwrap()[from..].to_vec();
     let growing = lines.iter().filter(|(_, m)| m.starts_with("the spool is growing")).count();
     let drained = lines.iter().filter(|(_, m)| m.starts_with("the spool has drained")).count();
     assert!(growing >= 1 && drained >= 1, "{lines:?}");

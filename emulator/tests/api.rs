@@ -426,6 +426,8 @@ fn disables_rate_limit_and_its_headers_with_zero() {
 fn stats_count_requests_by_status_and_reset_clears_everything() {
     let emu = emulator_with(|c| c.max_event_names = 5);
     let a = agent();
+    // The window's count restarts every 10 s: keep the posts and the read in one.
+    align_to_window_start(6);
     post_simple(&a, &emu, "a", "u", 1);
     post_simple(&a, &emu, "a", "u", 1);
     post_event(&a, &emu, "{}");
@@ -495,15 +497,19 @@ fn starts_on_requested_port_and_stops_on_drop() {
 
 #[test]
 fn answers_keep_alive_requests_without_nagle_stalls() {
-    // A Nagle/delayed-ACK stall costs ~40 ms per request on a reused
-    // connection; 50 sequential requests would then take ~2 s. Allow a lot of
-    // noise, but not that.
+    // A Nagle/delayed-ACK stall costs ~40 ms on every request of a reused
+    // connection, steadily; a loaded machine's delays come in spikes. So the
+    // median of 50 sequential requests: well under 40 ms unless they stall.
     let emu = emulator();
     let a = agent();
     post_simple(&a, &emu, "warm-up", "u", 0);
-    let t = std::time::Instant::now();
-    for i in 1..=50 {
-        assert_eq!(post_simple(&a, &emu, "a", "u", i).status, 202);
-    }
-    assert!(t.elapsed() < std::time::Duration::from_millis(1500), "50 requests took {:?}", t.elapsed());
+    let mut took: Vec<std::time::Duration> = (1..=50)
+        .map(|i| {
+            let t = std::time::Instant::now();
+            assert_eq!(post_simple(&a, &emu, "a", "u", i).status, 202);
+            t.elapsed()
+        })
+        .collect();
+    took.sort();
+    assert!(took[25] < std::time::Duration::from_millis(20), "median {:?} per request: {took:?}", took[25]);
 }

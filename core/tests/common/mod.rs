@@ -53,6 +53,17 @@ pub fn ev(i: usize) -> Event {
     Event::new("upgraded-plan").user_id(format!("u-{i}")).meta("plan", "pro").meta("seats", i as i64)
 }
 
+/// Wait until `cond` holds (polled; it reads what the tracker or the
+/// callback has reported, never a guess at how long that takes), or panic
+/// naming `what` after `timeout`.
+pub fn eventually(what: &str, timeout: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(std::time::Instant::now() < end, "{what}: not within {timeout:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 pub fn codes(r: &Reports) -> Vec<String> {
     r.lock().unwrap().iter().map(|(c, _, _)| c.clone()).collect()
 }

@@ -89,6 +89,8 @@ fn s1_intercom_down_for_a_while_with_a_deploy_in_between_then_back() {
         t.track(event(i)).unwrap();
     }
     assert!(!t.shutdown(Duration::from_millis(300)));
+    // Counted once the dispatcher has stopped: a second shutdown waits for that.
+    assert!(!t.shutdown(Duration::from_secs(30)));
     let s = t.stats();
     assert_eq!((s.persisted, s.dropped), (n / 2, 0), "{s:?}");
     lost_only_notices(&codes);
@@ -221,6 +223,8 @@ fn s4_a_corrupt_record_and_a_torn_tail() {
         t.track(event(i)).unwrap();
     }
     assert!(!t.shutdown(Duration::from_millis(300)));
+    // Counted once the dispatcher has stopped: a second shutdown waits for that.
+    assert!(!t.shutdown(Duration::from_secs(30)));
     assert_eq!(t.stats().persisted, n);
     drop(t);
     let segs = segments(&dir.join("w0"));

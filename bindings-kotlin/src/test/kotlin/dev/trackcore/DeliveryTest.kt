@@ -135,9 +135,11 @@ class DeliveryTest {
         t.track("held", userId = "u-1")
         assertTrue(emu.waitHeld(1))
         val start = System.nanoTime()
-        assertFalse(t.shutdown(Duration.ofMillis(500)))
+        // The last fifth of the bound (200 ms) is the report's time to reach the
+        // listener through JNA: room for a loaded machine, still a tight bound.
+        assertFalse(t.shutdown(Duration.ofSeconds(1)))
         val took = Duration.ofNanos(System.nanoTime() - start)
-        assertTrue(took < Duration.ofMillis(500) + slack, "shutdown(500 ms) took $took")
+        assertTrue(took < Duration.ofSeconds(1) + slack, "shutdown(1 s) took $took")
         val (_, error) = reports.q.poll() ?: error("the give-up report did not reach the listener before shutdown returned")
         assertEquals("undelivered_at_shutdown", error.code)
         assertEquals(1, t.stats().droppedShutdown)

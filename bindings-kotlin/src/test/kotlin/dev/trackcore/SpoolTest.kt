@@ -33,6 +33,8 @@ class SpoolTest {
         for (i in 0 until 100) down.track("spooled", userId = "k-$i")
         assertTrue(down.sync(Duration.ofSeconds(10)))
         assertFalse(down.shutdown(Duration.ofMillis(300)))
+        // Counted once the pipeline has stopped: a second shutdown waits for that.
+        assertFalse(down.shutdown(Duration.ofSeconds(30)))
         val left = down.stats()
         assertEquals(listOf(100L, 100L, 0L), listOf(left.tracked, left.persisted, left.dropped), "$left")
 
