@@ -2,10 +2,11 @@
 //! rules in a file ([`crate::rules`]), and `bridge check`, which runs those
 //! rules on a sample payload without sending anything.
 //!
-//! A webhook is answered 2xx only after the core accepted its events and
-//! [`trackcore::Tracker::sync`] says they are kept (today: at once, in
-//! memory; with a disk spool: on disk), so the sender's own retries cover a
-//! crash before that point.
+//! A webhook is answered 2xx only after the core accepted its events,
+//! [`trackcore::Tracker::sync`] says they are kept (without a spool: in
+//! memory, at once; with a disk spool: on disk), and the core dropped no event
+//! meanwhile, so the sender's own retries cover a crash or a full queue before
+//! that point.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -20,7 +21,7 @@ use axum::routing::get;
 use axum::Router;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use trackcore::{Error, Tracker};
+use trackcore::{Error, ErrorKind, Event, OptionValue, Overflow, Stats, Tracker};
 
 use crate::connect::{self, Connect};
 use crate::exit;
@@ -146,7 +147,10 @@ fn check(config: &Path, payload: &str, only: Option<&str>) -> i32 {
 // ---- the server ----
 
 /// Why a webhook was refused, as `/metrics` labels it.
-const REASONS: [&str; 7] = ["signature", "malformed", "too_large", "invalid_event", "not_found", "method", "unavailable"];
+/// `dropped`: 503, the core dropped events (a full queue or spool) while the
+/// webhook's were being taken; `unavailable`: 503, shutting down, or the
+/// tracker did not take or keep the events in time.
+const REASONS: [&str; 8] = ["signature", "malformed", "too_large", "invalid_event", "not_found", "method", "unavailable", "dropped"];
 
 #[derive(Default)]
 struct Metrics {
@@ -211,13 +215,23 @@ fn serve(path: PathBuf, args: &BridgeArgs) -> i32 {
             return exit::USAGE;
         }
     };
-    let config = match connect::config(&args.connect, &rules.tracker, true) {
+    // A burst waits (up to block_timeout) for room instead of being dropped
+    // at once; [tracker] overflow and --set overflow=... still win.
+    let base: Vec<(String, OptionValue)> =
+        std::iter::once(("overflow".to_string(), OptionValue::Str("block".into()))).chain(rules.tracker.iter().cloned()).collect();
+    let config = match connect::config(&args.connect, &base, true) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("trackcore: {e}");
             return exit::USAGE;
         }
     };
+    if config.overflow == Overflow::DropOldest {
+        // The webhook answer cannot be taken back: evicting the oldest queued
+        // event loses one whose sender was already told 2xx.
+        eprintln!("trackcore: overflow = \"drop_oldest\" is refused by the bridge: it drops events of webhooks already answered 2xx; use \"block\" (the bridge's default) or \"drop_newest\" (the sender is answered 503 and retries)");
+        return exit::USAGE;
+    }
     let tracker = match Tracker::new(config) {
         Ok(t) => Arc::new(t),
         Err(e) => {
@@ -367,29 +381,101 @@ async fn webhook(State(app): State<Arc<App>>, method: Method, uri: Uri, headers:
         app.metrics.unmatched.fetch_add(1, Relaxed);
         return json_response(StatusCode::OK, json!({"matched": false, "events": 0}));
     }
-    let mut names = Vec::new();
+    // track() may wait for room (overflow="block") and sync() for the disk:
+    // both run off the server's two worker threads.
+    let (a, bound) = (app.clone(), rules.server.ack_timeout);
+    let fate = tokio::task::spawn_blocking(move || take(&a, events, bound)).await.unwrap_or(Fate::NotKept);
+    match fate {
+        Fate::Kept(names) => {
+            app.metrics.matched.fetch_add(1, Relaxed);
+            json_response(StatusCode::OK, json!({"matched": true, "events": names.len(), "rules": names}))
+        }
+        Fate::Refused { rule, error } => {
+            let (reason, status, body) = track_refusal(&rule, &error);
+            app.refuse(reason, status, body)
+        }
+        Fate::NotKept => {
+            app.refuse("unavailable", StatusCode::SERVICE_UNAVAILABLE, json!({"error": "not_kept", "message": "the events were not stored in time; retry"}))
+        }
+        Fate::Dropped(n) => app.refuse(
+            "dropped",
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "not_kept", "message": format!("the core dropped {n} events (a full queue or spool) while this webhook's were taken; they may be among them; retry")}),
+        ),
+    }
+}
+
+/// What became of a matched payload's events in the core.
+enum Fate {
+    /// Tracked and kept, with nothing dropped meanwhile: 2xx (the rules' names).
+    Kept(Vec<String>),
+    /// `track()` returned an error for the event of `rule`.
+    Refused { rule: String, error: Error },
+    /// `sync()` did not say they are kept within `ack_timeout`.
+    NotKept,
+    /// The core dropped this many events between the first `track()` and the
+    /// end of `sync()`.
+    Dropped(u64),
+}
+
+/// Hand a payload's events to the core and see whether they are kept.
+///
+/// `track()` returns `Ok` even for an event it drops on a full queue
+/// (`drop_newest`, or `block` past `block_timeout`), and a full spool drops
+/// one in the dispatcher, before `sync()` answers; `sync()` counts a dropped
+/// event as settled. So the core's drop counters are read before the first
+/// `track()` and after `sync()`: if they grew, one of these events may be
+/// lost and the sender is told to retry. Under concurrency that is
+/// conservative (another payload's drop refuses this one too); the retry of
+/// an event that was in fact kept is dropped by the core's de-duplication on
+/// (identity, name, `created_at`), so nothing is sent twice when the rules
+/// map `created_at` from the payload.
+fn take(app: &App, events: Vec<(String, Event)>, bound: Duration) -> Fate {
+    let t = &app.tracker;
+    let before = lost(&t.stats());
+    let mut names = Vec::with_capacity(events.len());
     for (rule, event) in events {
-        if let Err(e) = app.tracker.track(event) {
-            if matches!(e, Error::Closed) {
-                return app.refuse("unavailable", StatusCode::SERVICE_UNAVAILABLE, json!({"error": "shutting_down", "message": e.to_string()}));
-            }
-            return app.refuse(
-                "invalid_event",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": "invalid_event", "rule": rule, "field": e.field(), "code": e.code(), "message": e.to_string()}),
-            );
+        if let Err(error) = t.track(event) {
+            return Fate::Refused { rule, error };
         }
         app.metrics.events.fetch_add(1, Relaxed);
         names.push(rule);
     }
     // The durability seam: 2xx only once the core keeps what it accepted.
-    let (t, bound) = (app.tracker.clone(), rules.server.ack_timeout);
-    let kept = tokio::task::spawn_blocking(move || t.sync(bound)).await.unwrap_or(false);
-    if !kept {
-        return app.refuse("unavailable", StatusCode::SERVICE_UNAVAILABLE, json!({"error": "not_kept", "message": "the events were not stored in time; retry"}));
+    if !t.sync(bound) {
+        return Fate::NotKept;
     }
-    app.metrics.matched.fetch_add(1, Relaxed);
-    json_response(StatusCode::OK, json!({"matched": true, "events": names.len(), "rules": names}))
+    match lost(&t.stats()).saturating_sub(before) {
+        0 => Fate::Kept(names),
+        n => Fate::Dropped(n),
+    }
+}
+
+/// Events the core gave up on before delivery: `dropped` is the sum of
+/// `dropped_queue_full`, `dropped_oldest`, `dropped_spool` (full, or damaged
+/// on disk) and `dropped_shutdown`. Not `deduplicated` (a copy of an event
+/// already kept is no loss) nor `failed_*` (Intercom's answer to an event the
+/// core kept and sent).
+fn lost(s: &Stats) -> u64 {
+    s.dropped
+}
+
+/// The answer to a `track()` error: 422 only when the event itself is
+/// invalid; anything about the tracker's state is a 503 the sender retries.
+fn track_refusal(rule: &str, e: &Error) -> (&'static str, StatusCode, serde_json::Value) {
+    match e.kind() {
+        ErrorKind::InvalidEvent | ErrorKind::InvalidType => (
+            "invalid_event",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error": "invalid_event", "rule": rule, "field": e.field(), "code": e.code(), "message": e.to_string()}),
+        ),
+        ErrorKind::Closed => ("unavailable", StatusCode::SERVICE_UNAVAILABLE, json!({"error": "shutting_down", "message": e.to_string()})),
+        _ => (
+            "unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "not_kept", "rule": rule, "code": e.code(), "message": format!("the core did not keep the event: {e}; retry")}),
+        ),
+    }
 }
 
 /// Whether reading a body failed on the size cap (anything else is the
@@ -415,5 +501,33 @@ fn verify(route: &Route, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(
             let name = route.secret_header.as_deref().unwrap_or("x-webhook-secret");
             signature::shared(name, h(name), secret.bytes())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // track() returns only input errors and `closed` today, so a
+    // delivery-kind error cannot be provoked through the process; the
+    // mapping is checked here for every family.
+    #[test]
+    fn a_track_error_is_422_only_for_an_invalid_event() {
+        let cases = [
+            (Error::MissingIdentity, "invalid_event", 422, "invalid_event"),
+            (Error::ArrayNotSupported { key: "k".into() }, "invalid_event", 422, "invalid_event"),
+            (Error::Closed, "unavailable", 503, "shutting_down"),
+            (Error::QueueFull { capacity: 1, policy: "drop_newest" }, "unavailable", 503, "not_kept"),
+            (Error::SpoolFull { max_bytes: 4096 }, "unavailable", 503, "not_kept"),
+            (Error::UndeliveredAtShutdown, "unavailable", 503, "not_kept"),
+            (Error::MissingAccessToken, "unavailable", 503, "not_kept"),
+        ];
+        for (e, reason, status, error) in cases {
+            let (r, s, body) = track_refusal("rule", &e);
+            assert_eq!((r, s.as_u16(), body["error"].as_str()), (reason, status, Some(error)), "{e:?}");
+            assert!(REASONS.contains(&r));
+        }
+        let (_, _, body) = track_refusal("rule", &Error::SpoolFull { max_bytes: 4096 });
+        assert_eq!(body["code"], "spool_full");
     }
 }

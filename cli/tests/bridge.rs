@@ -345,3 +345,105 @@ fn with_a_spool_a_2xx_means_on_disk_so_a_kill_9_after_it_loses_nothing() {
     assert_eq!(t.stats().recovered, 1);
     assert!(emu.events().iter().any(|e| e.user_id.as_deref() == Some("cus_spooled")));
 }
+
+// ---- a full core queue: 503, never a 2xx for a dropped event ----
+
+/// A bridge on one unsigned json route, `[tracker]` options prepended to the table.
+fn start_tiny(emu: &trackcore_emulator::Emulator, tracker: &str) -> Bridge {
+    let rules = format!("[tracker]\n{tracker}\n[[route]]\npath = \"/hook\"\nkind = \"json\"\n\n[[route.rule]]\nname = \"hooked\"\nevent = \"hooked\"\nuser_id = \"/user\"\ncreated_at = \"/at\"\n");
+    start(emu, &rules).0
+}
+
+fn post_hook(b: &Bridge, user: &str, at: i64) -> (u16, serde_json::Value) {
+    post(&format!("{}/hook", b.url), &[], json!({"user": user, "at": at}).to_string().as_bytes())
+}
+
+/// Wait until the emulator holds an event for each of `users` (woken by each
+/// new event, not by a clock); fails after 30 s.
+fn wait_delivered(emu: &trackcore_emulator::Emulator, users: &[String]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = emu.events();
+        let missing: Vec<_> = users.iter().filter(|u| !events.iter().any(|e| e.user_id.as_deref() == Some(u.as_str()) && e.event_name == "hooked")).collect();
+        if missing.is_empty() {
+            return;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "acknowledged but never delivered: {missing:?}; delivered: {:?}", events.iter().map(|e| &e.user_id).collect::<Vec<_>>());
+        emu.wait_events(events.len() + 1, left);
+    }
+}
+
+#[test]
+fn a_webhook_whose_event_the_full_queue_dropped_gets_503_and_every_2xx_is_delivered() {
+    let emu = emulator();
+    // Intercom answers nothing: one event in flight, one queued, the rest find the queue full.
+    emu.hold();
+    let b = start_tiny(&emu, "queue_capacity = 1\noverflow = \"drop_newest\"\nmax_in_flight = 1");
+    let at = now() - 60;
+    let (status, answer) = post_hook(&b, "u-0", at);
+    assert_eq!(status, 200, "{answer}");
+    assert!(emu.wait_held(1, Duration::from_secs(20)), "the first event never reached Intercom");
+    let (mut acked, mut refused) = (vec!["u-0".to_string()], Vec::new());
+    for i in 1..6 {
+        let user = format!("u-{i}");
+        match post_hook(&b, &user, at) {
+            (200, _) => acked.push(user),
+            (503, answer) => {
+                assert_eq!(answer["error"], "not_kept", "{answer}");
+                assert!(answer["message"].as_str().unwrap().contains("full queue"), "{answer}");
+                refused.push(user);
+            }
+            other => panic!("{user}: {other:?}"),
+        }
+    }
+    // One in flight and one queued at most; the others were dropped.
+    assert!(acked.len() <= 2 && !refused.is_empty(), "acknowledged {acked:?}, refused {refused:?}");
+    assert_eq!(b.metric("trackcore_bridge_webhooks_rejected_total{reason=\"dropped\"}"), refused.len() as u64);
+    assert!(b.metric("trackcore_dropped_queue_full_total") >= refused.len() as u64);
+    emu.open();
+    wait_delivered(&emu, &acked);
+    // The sender's retries, each once the queue is empty again: kept and
+    // delivered (a dropped event left no de-duplication key behind).
+    for user in &refused {
+        let (status, answer) = post_hook(&b, user, at);
+        assert_eq!(status, 200, "{user}: {answer}");
+        wait_delivered(&emu, std::slice::from_ref(user));
+    }
+}
+
+#[test]
+fn by_default_a_full_queue_makes_the_webhook_wait_for_room_instead_of_dropping() {
+    let emu = emulator();
+    emu.hold();
+    // No overflow in [tracker]: the bridge's default is "block".
+    let b = start_tiny(&emu, "queue_capacity = 1\nmax_in_flight = 1\nblock_timeout = 120");
+    let at = now() - 60;
+    assert_eq!(post_hook(&b, "u-0", at).0, 200);
+    assert!(emu.wait_held(1, Duration::from_secs(20)));
+    assert_eq!(post_hook(&b, "u-1", at).0, 200);
+    // The queue is full: this one waits in track() (and /metrics still answers).
+    let url = b.url.clone();
+    let waiting = std::thread::spawn(move || post(&format!("{url}/hook"), &[], json!({"user": "u-2", "at": at}).to_string().as_bytes()));
+    b.wait_metric("trackcore_blocked", 1);
+    emu.open();
+    let (status, answer) = waiting.join().unwrap();
+    assert_eq!(status, 200, "{answer}");
+    wait_delivered(&emu, &["u-0", "u-1", "u-2"].map(String::from));
+    assert_eq!(b.metric("trackcore_dropped_total"), 0);
+}
+
+#[test]
+fn drop_oldest_is_refused_at_start_because_it_would_drop_acknowledged_events() {
+    let emu = emulator();
+    let dir = scratch("drop-oldest");
+    let file = dir.join("bridge.toml");
+    std::fs::write(&file, "[tracker]\noverflow = \"drop_oldest\"\n[[route]]\npath = \"/x\"\nkind = \"json\"\n[[route.rule]]\nevent = \"e\"\nuser_id = \"/u\"\n").unwrap();
+    let r = run(trackcore(&emu).args(["bridge", "--listen", "127.0.0.1:0", "--config"]).arg(&file));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("drop_oldest") && r.stderr.contains("answered 2xx"), "{}", r.stderr);
+    // The same from the command line.
+    std::fs::write(&file, "[[route]]\npath = \"/x\"\nkind = \"json\"\n[[route.rule]]\nevent = \"e\"\nuser_id = \"/u\"\n").unwrap();
+    let r = run(trackcore(&emu).args(["bridge", "--listen", "127.0.0.1:0", "--set", "overflow=drop_oldest", "--config"]).arg(&file));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
