@@ -791,7 +791,7 @@ impl EventStore for SpoolStore {
         if !hot && self.cold == 0 {
             // The first cold event: reading back starts at its record.
             let (seg, offset) = match self.segments.back() {
-                Some(s) if !(s.bytes >= SEGMENT_BYTES) && self.writer.is_some() => (s.id, s.bytes),
+                Some(s) if s.bytes < SEGMENT_BYTES && self.writer.is_some() => (s.id, s.bytes),
                 _ => (self.next_seg, 0),
             };
             self.cursor = Some(Cursor {
