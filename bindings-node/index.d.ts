@@ -182,6 +182,8 @@ export interface Stats {
   redisErrors: number;
   /** Fleet mode: time paced locally while Redis was unreachable, in milliseconds. */
   fleetFallbackMs: number;
+  /** `unknownContact: 'create'`: contacts this tracker created in the workspace (a 409, made elsewhere meanwhile, is not counted). */
+  contactsCreated: number;
 }
 
 /** A bound on a wait, in milliseconds. Default: the tracker's `dropTimeout`. */

@@ -27,7 +27,7 @@ test('unknownContact "create" makes each new contact once and delivers every eve
   }
   assert.equal(await tr.flush({ timeoutMs: 30000 }), true);
   const s = tr.stats();
-  assert.deepEqual([s.delivered, s.failed, s.waitingForContact, s.queued], [200, 0, 0, 0]);
+  assert.deepEqual([s.delivered, s.failed, s.waitingForContact, s.queued, s.contactsCreated], [200, 0, 0, 0, 10]);
   assert.equal(s.tracked, s.delivered + s.failed + s.dropped + s.deduplicated + s.queued + s.inFlight);
   assert.deepEqual(errors, []);
   const contacts = (await emu.call('GET', '/__emulator/contacts')).body;

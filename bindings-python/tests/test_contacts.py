@@ -151,6 +151,7 @@ def test_create_makes_each_of_50_contacts_once_and_delivers_all_1000_events(star
     assert reports.calls == []
     made = contacts(emu)
     assert len(made) == 50
+    assert s["contacts_created"] == 50, s
     assert {c["external_id"] for c in made} == {f"new-{k}" for k in range(50)}
     assert len(emu.events()) == 1000
     tracker.shutdown(2)
@@ -165,7 +166,8 @@ def test_create_counts_a_contact_created_elsewhere_meanwhile_409_as_success(star
     tracker = live(emu, on_error=reports, unknown_contact="create", max_in_flight=1)
     tracker.track("signed-up", user_id="racer")
     assert tracker.flush(10) is True, tracker.stats()
-    assert (tracker.stats()["delivered"], tracker.stats()["failed"]) == (1, 0)
+    s = tracker.stats()
+    assert (s["delivered"], s["failed"], s["contacts_created"]) == (1, 0, 0), s
     assert reports.calls == []
     assert len(contacts(emu)) == 1
     assert emu.stats()["by_status"].get("409") == 1

@@ -683,7 +683,13 @@ impl Scheduler {
         let first = self.policy.unknown_contact_backoff;
         match response.outcome {
             // Created, or it existed already (409).
-            Outcome::Delivered => self.release(contact, now),
+            Outcome::Delivered => {
+                // Memory mode's transport (no status) never reaches here.
+                if response.rate.as_ref().is_some_and(|r| r.status != 409) {
+                    Counters::add(&self.counters.contacts_created, 1);
+                }
+                self.release(contact, now)
+            }
             Outcome::Retry { wait, status, .. } => {
                 if status == Some(429) {
                     Counters::add(&self.counters.rate_limited, 1);

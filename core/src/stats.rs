@@ -49,6 +49,8 @@ pub(crate) struct Counters {
     pub fleet_permit_waits: AtomicU64,
     pub redis_errors: AtomicU64,
     pub fleet_fallback_ms: AtomicU64,
+    /// `POST /contacts` answered 2xx (not 409).
+    pub contacts_created: AtomicU64,
 }
 
 impl Counters {
@@ -101,6 +103,7 @@ impl Counters {
             fleet_permit_waits: g(&self.fleet_permit_waits),
             redis_errors: g(&self.redis_errors),
             fleet_fallback_ms: g(&self.fleet_fallback_ms),
+            contacts_created: g(&self.contacts_created),
         }
     }
 }
@@ -172,12 +175,16 @@ pub struct Stats {
     /// Fleet mode: time paced locally because Redis was unreachable, in
     /// milliseconds (counted when shared mode resumes).
     pub fleet_fallback_ms: u64,
+    /// `unknown_contact="create"`: contacts this tracker created in the
+    /// workspace (`POST /contacts` answered 2xx; a 409, made elsewhere
+    /// meanwhile, is not counted).
+    pub contacts_created: u64,
 }
 
 impl Stats {
     /// The counters as (name, value) pairs, in a stable order, for bindings
     /// that turn them into a dict or object.
-    pub fn fields(&self) -> [(&'static str, u64); 28] {
+    pub fn fields(&self) -> [(&'static str, u64); 29] {
         [
             ("tracked", self.tracked),
             ("recovered", self.recovered),
@@ -207,6 +214,7 @@ impl Stats {
             ("fleet_permit_waits", self.fleet_permit_waits),
             ("redis_errors", self.redis_errors),
             ("fleet_fallback_ms", self.fleet_fallback_ms),
+            ("contacts_created", self.contacts_created),
         ]
     }
 }

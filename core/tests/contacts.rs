@@ -148,6 +148,7 @@ fn create_makes_each_of_50_contacts_once_and_delivers_all_1000_events() {
     assert!(codes(&reports).is_empty(), "{:?}", codes(&reports));
     let contacts = emu.contacts();
     assert_eq!(contacts.len(), 50, "exactly one contact per user");
+    assert_eq!(s.contacts_created, 50, "stats count the contacts created: {s:?}");
     let ids: HashSet<_> = contacts.iter().filter_map(|c| c.external_id.clone()).collect();
     assert_eq!(ids.len(), 50);
     assert!(ids.contains("new-0") && ids.contains("new-49"));
@@ -168,6 +169,7 @@ fn create_counts_a_contact_created_elsewhere_meanwhile_409_as_success() {
     assert_eq!((s.delivered, s.failed), (1, 0), "{s:?}");
     assert!(codes(&reports).is_empty(), "{:?}", codes(&reports));
     assert_eq!(emu.contacts().len(), 1, "no second contact");
+    assert_eq!(s.contacts_created, 0, "a 409 is not a contact this tracker created: {s:?}");
     assert_eq!(emu.stats().by_status.get("409").copied(), Some(1), "{:?}", emu.stats().by_status);
 }
 

@@ -60,6 +60,8 @@ data class Stats(
     val redisErrors: Long,
     /** Fleet mode: time paced locally while Redis was unreachable, in milliseconds. */
     val fleetFallbackMs: Long,
+    /** `unknownContact = CREATE`: contacts this tracker created in the workspace (a 409, made elsewhere meanwhile, is not counted). */
+    val contactsCreated: Long,
 ) {
     /** `tracked + recovered == delivered + failed + dropped + deduplicated + persisted + queued + spooled + inFlight`. */
     fun balanced(): Boolean =
@@ -77,6 +79,7 @@ data class Stats(
                 g("spooled"), g("spool_bytes"), g("spool_corrupt"), g("in_flight"), g("waiting_for_contact"), g("blocked"),
                 g("rate_limited"), g("rate_limit_wait_ms"), g("auth_paused") != 0L, g("reports_dropped"),
                 g("fleet_permit_waits"), g("redis_errors"), g("fleet_fallback_ms"),
+                g("contacts_created"),
             )
         }
     }

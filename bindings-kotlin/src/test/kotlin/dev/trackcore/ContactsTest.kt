@@ -36,7 +36,7 @@ class ContactsTest {
         }
         assertTrue(t.flush(Duration.ofSeconds(30)), "${t.stats()}")
         val s = t.stats()
-        assertEquals(listOf(200L, 0L, 0L, 0L), listOf(s.delivered, s.failed, s.waitingForContact, s.queued), "$s")
+        assertEquals(listOf(200L, 0L, 0L, 0L, 10L), listOf(s.delivered, s.failed, s.waitingForContact, s.queued, s.contactsCreated), "$s")
         assertTrue(s.balanced(), "$s")
         assertEquals(emptyList<String>(), errors.toList())
         assertEquals((0 until 10).map { "new-$it" }.toSet(), emu.contacts().map { it["external_id"] }.toSet())
